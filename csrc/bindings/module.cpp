@@ -1,0 +1,80 @@
+// The extension module: error translation, device queries and one register_* per primitive.
+#include <omp.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/dlpack_capsule.h"
+#include "core/device.h"
+#include "core/errors.h"
+#include "core/finite.h"
+
+namespace py = pybind11;
+
+namespace clipadapt::bindings {
+void register_knn(py::module_& m);
+}
+
+namespace {
+
+void register_error_translation() {
+  py::register_exception_translator([](std::exception_ptr error) {
+    try {
+      if (error) std::rethrow_exception(error);
+    } catch (const clipadapt::UnsupportedType& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const clipadapt::InvalidArgument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const clipadapt::OutOfMemory& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
+    } catch (const clipadapt::DeviceError& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+}
+
+py::list cuda_devices_as_dicts() {
+  py::list devices;
+  for (const auto& info : clipadapt::cuda_devices()) {
+    py::dict entry;
+    entry["index"] = info.index;
+    entry["name"] = info.name;
+    entry["compute_capability"] = py::make_tuple(info.compute_capability_major, info.compute_capability_minor);
+    entry["multiprocessors"] = info.multiprocessors;
+    entry["total_memory_bytes"] = info.total_memory_bytes;
+    entry["shared_memory_per_block_optin"] = info.shared_memory_per_block_optin;
+    devices.append(entry);
+  }
+  return devices;
+}
+
+bool has_nonfinite(const py::capsule& values, uintptr_t stream) {
+  const clipadapt::Matrix m = clipadapt::bindings::matrix_from_capsule(values, "values", false);
+  py::gil_scoped_release release;
+  if (m.device.kind == clipadapt::DeviceKind::CUDA) {
+#ifdef CLIPADAPT_WITH_CUDA
+    return clipadapt::has_nonfinite_cuda(m, reinterpret_cast<void*>(stream));
+#else
+    throw clipadapt::InvalidArgument("values: CUDA array given but clipadapt was built without CUDA");
+#endif
+  }
+  return clipadapt::has_nonfinite_cpu(m);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "clipadapt native kernels (C++/OpenMP and CUDA)";
+  register_error_translation();
+  m.def("cuda_compiled", &clipadapt::cuda_compiled, "Whether the CUDA kernels were built.");
+  m.def("cuda_device_count", &clipadapt::cuda_device_count, "Usable CUDA devices (0 without a driver).");
+  m.def("cuda_runtime_version", &clipadapt::cuda_runtime_version);
+  m.def("cuda_devices", &cuda_devices_as_dicts, "Properties of each usable CUDA device.");
+  m.def("get_num_threads", [] { return omp_get_max_threads(); }, "OpenMP threads used by CPU kernels.");
+  m.def("set_num_threads", [](int threads) {
+    clipadapt::require(threads >= 1, "threads: must be >= 1");
+    omp_set_num_threads(threads);
+  }, py::arg("threads"), "Set the OpenMP threads used by CPU kernels.");
+  m.def("has_nonfinite", &has_nonfinite, py::arg("values"), py::arg("stream") = 0,
+        "Whether a DLPack float array holds NaN or Inf.");
+  clipadapt::bindings::register_knn(m);
+}

@@ -1,0 +1,484 @@
+// CUDA k-NN. One fused kernel per (dtype, precision): a thread block owns 64 queries, walks
+// the database in 64-row tiles, computes each 64 x 64 dot-product tile on tensor cores (WMMA:
+// fp16/bf16 16x16x16, tf32 16x16x8) or with FFMA (exact float32), turns it into metric keys
+// and merges it into per-query best-first lists held in shared memory. Only the final
+// [nq, k] lists reach global memory.
+//
+// k above kMaxFusedK takes the large-k path: the same tile code writes the keys of a chunk of
+// queries to a scratch slab, which a CUB stable segmented sort orders; it is exact and keeps
+// the same tie rule, at O(chunk x n) scratch memory.
+#include <cub/device/device_segmented_sort.cuh>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <mma.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "core/cuda_check.h"
+#include "core/errors.h"
+#include "knn/knn.h"
+#include "knn/topk_rules.h"
+
+namespace clipadapt::knn {
+namespace {
+
+namespace wmma = nvcuda::wmma;
+
+constexpr int kTileQueries = 64;
+constexpr int kTileRows = 64;  // database rows per tile
+constexpr int kChunk = 32;     // feature columns staged in shared memory at a time
+constexpr int kThreads = 128;  // 4 warps
+constexpr int kWarps = kThreads / 32;
+constexpr int kScoreLd = kTileRows + 4;
+constexpr int kMaxFusedK = 128;
+constexpr int kSlotsPerLane = kMaxFusedK / 32;
+constexpr unsigned kFullMask = 0xffffffffu;
+
+template <typename T>
+__device__ __forceinline__ T zero_value() { return T(0.0f); }
+
+// The 2 x 2 grid of 16 x 16 float accumulators a warp owns (a 32 x 32 quarter of the tile),
+// for WMMA shapes 16x16x16 (fp16/bf16) and 16x16x8 (tf32).
+template <int kDepth>
+struct WarpAccumulator {
+  wmma::fragment<wmma::accumulator, 16, 16, kDepth, float> tiles[2][2];
+  __device__ void zero() {
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j) wmma::fill_fragment(tiles[i][j], 0.0f);
+  }
+  __device__ void store(float* scores, int warp) const {
+    const int row0 = (warp / 2) * 32, col0 = (warp % 2) * 32;
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j)
+        wmma::store_matrix_sync(scores + (row0 + 16 * i) * kScoreLd + col0 + 16 * j, tiles[i][j], kScoreLd,
+                                wmma::mem_row_major);
+  }
+};
+
+// ---- Tile policies: how a 64 x 64 dot-product tile is computed from staged chunks ----------
+
+// fp16 / bf16 on tensor cores; each warp owns a 32 x 32 quarter as 2 x 2 16x16 fragments.
+template <typename T>
+struct TensorCoreHalf {
+  using Element = T;
+  static constexpr int kLd = kChunk + 8;  // WMMA wants ldm % 8 == 0 for 16-bit types
+  using Accumulator = WarpAccumulator<16>;
+  static __device__ void zero(Accumulator& acc) { acc.zero(); }
+  static __device__ void multiply(Accumulator& acc, const T* q, const T* x, int warp) {
+    const int row0 = (warp / 2) * 32, col0 = (warp % 2) * 32;
+#pragma unroll
+    for (int step = 0; step < kChunk; step += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b[2];
+      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(a[i], q + (row0 + 16 * i) * kLd + step, kLd);
+      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(b[j], x + (col0 + 16 * j) * kLd + step, kLd);
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc.tiles[i][j], a[i], b[j], acc.tiles[i][j]);
+    }
+  }
+  static __device__ void store(const Accumulator& acc, float* scores, int warp) { acc.store(scores, warp); }
+};
+
+// float32 rounded to tf32 on tensor cores (16x16x8), same warp layout.
+struct TensorCoreTf32 {
+  using Element = float;
+  static constexpr int kLd = kChunk + 8;
+  using Accumulator = WarpAccumulator<8>;
+  static __device__ void zero(Accumulator& acc) { acc.zero(); }
+  static __device__ void multiply(Accumulator& acc, const float* q, const float* x, int warp) {
+    const int row0 = (warp / 2) * 32, col0 = (warp % 2) * 32;
+#pragma unroll
+    for (int step = 0; step < kChunk; step += 8) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> b[2];
+      for (int i = 0; i < 2; ++i) {
+        wmma::load_matrix_sync(a[i], q + (row0 + 16 * i) * kLd + step, kLd);
+        for (int e = 0; e < a[i].num_elements; ++e) a[i].x[e] = wmma::__float_to_tf32(a[i].x[e]);
+      }
+      for (int j = 0; j < 2; ++j) {
+        wmma::load_matrix_sync(b[j], x + (col0 + 16 * j) * kLd + step, kLd);
+        for (int e = 0; e < b[j].num_elements; ++e) b[j].x[e] = wmma::__float_to_tf32(b[j].x[e]);
+      }
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc.tiles[i][j], a[i], b[j], acc.tiles[i][j]);
+    }
+  }
+  static __device__ void store(const Accumulator& acc, float* scores, int warp) { acc.store(scores, warp); }
+};
+
+// Exact float32 with FFMA: each thread owns a 4 x 8 block of the tile.
+struct ExactFloat {
+  using Element = float;
+  static constexpr int kLd = kChunk + 1;  // odd stride: rows of x fall in different banks
+  struct Accumulator {
+    float value[4][8];
+  };
+  static __device__ void zero(Accumulator& acc) {
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 8; ++j) acc.value[i][j] = 0.0f;
+  }
+  static __device__ void multiply(Accumulator& acc, const float* q, const float* x, int) {
+    const int row0 = (threadIdx.x / 8) * 4, col0 = (threadIdx.x % 8) * 8;
+#pragma unroll 4
+    for (int c = 0; c < kChunk; ++c) {
+      float qv[4], xv[8];
+      for (int i = 0; i < 4; ++i) qv[i] = q[(row0 + i) * kLd + c];
+      for (int j = 0; j < 8; ++j) xv[j] = x[(col0 + j) * kLd + c];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 8; ++j) acc.value[i][j] = fmaf(qv[i], xv[j], acc.value[i][j]);
+    }
+  }
+  static __device__ void store(const Accumulator& acc, float* scores, int) {
+    const int row0 = (threadIdx.x / 8) * 4, col0 = (threadIdx.x % 8) * 8;
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 8; ++j) scores[(row0 + i) * kScoreLd + col0 + j] = acc.value[i][j];
+  }
+};
+
+// ---- Shared pieces -------------------------------------------------------------------------
+
+struct Geometry {
+  int64_t queries, rows, dim;
+};
+
+// Stages rows [first, first + 64) x columns [col, col + kChunk) of a [count, dim] matrix,
+// zero-filling past the edges so partial tiles multiply as if padded.
+template <typename T, int kLd>
+__device__ void stage_chunk(T* tile, const T* source, int64_t first, int64_t count, int64_t dim, int64_t col) {
+  for (int e = threadIdx.x; e < kTileRows * kChunk; e += kThreads) {
+    const int r = e / kChunk, c = e % kChunk;
+    const int64_t row = first + r, column = col + c;
+    tile[r * kLd + c] = (row < count && column < dim) ? source[row * dim + column] : zero_value<T>();
+  }
+}
+
+// Computes the 64 x 64 dot tile of queries [q0, q0+64) x database rows [x0, x0+64) into scores.
+template <typename Policy>
+__device__ void dot_tile(const typename Policy::Element* queries, const typename Policy::Element* database,
+                         const Geometry& g, int64_t q0, int64_t x0, typename Policy::Element* q_stage,
+                         typename Policy::Element* x_stage, float* scores) {
+  using T = typename Policy::Element;
+  typename Policy::Accumulator acc;
+  Policy::zero(acc);
+  const int warp = threadIdx.x / 32;
+  for (int64_t col = 0; col < g.dim; col += kChunk) {
+    stage_chunk<T, Policy::kLd>(q_stage, queries, q0, g.queries, g.dim, col);
+    stage_chunk<T, Policy::kLd>(x_stage, database, x0, g.rows, g.dim, col);
+    __syncthreads();
+    Policy::multiply(acc, q_stage, x_stage, warp);
+    __syncthreads();
+  }
+  Policy::store(acc, scores, warp);
+  __syncthreads();
+}
+
+struct KeyRule {
+  const float* query_terms;
+  const float* database_terms;
+  Metric metric;
+  bool exclude_self;
+  __device__ float key(float dot, int64_t query, int64_t row) const {
+    if (exclude_self && query == row) return NAN;  // never selected
+    return key_from_dot(dot, query_terms[query], database_terms[row], metric);
+  }
+};
+
+template <typename Policy>
+constexpr size_t staging_bytes() {
+  return 2 * size_t(kTileRows) * Policy::kLd * sizeof(typename Policy::Element) +
+         size_t(kTileQueries) * kScoreLd * sizeof(float);
+}
+
+// ---- Fused path: per-query lists in shared memory -------------------------------------------
+
+// Warp-cooperative insertion into a best-first list of length k <= kMaxFusedK. Every lane
+// passes the same candidate; the list order follows ranks_before (topk_rules.h).
+__device__ void warp_insert(float* keys, int64_t* indices, int k, float key, int64_t index, int lane) {
+  if (!ranks_before(key, index, keys[k - 1], indices[k - 1])) return;
+  int ahead = 0;
+  for (int s = lane; s < k; s += 32) ahead += ranks_before(keys[s], indices[s], key, index) ? 1 : 0;
+  for (int offset = 16; offset > 0; offset >>= 1) ahead += __shfl_xor_sync(kFullMask, ahead, offset);
+  float moved_keys[kSlotsPerLane];
+  int64_t moved_indices[kSlotsPerLane];
+#pragma unroll
+  for (int t = 0; t < kSlotsPerLane; ++t) {
+    const int slot = ahead + lane + 32 * t;
+    if (slot < k - 1) {
+      moved_keys[t] = keys[slot];
+      moved_indices[t] = indices[slot];
+    }
+  }
+  __syncwarp();
+#pragma unroll
+  for (int t = 0; t < kSlotsPerLane; ++t) {
+    const int slot = ahead + lane + 32 * t;
+    if (slot < k - 1) {
+      keys[slot + 1] = moved_keys[t];
+      indices[slot + 1] = moved_indices[t];
+    }
+  }
+  if (lane == 0) {
+    keys[ahead] = key;
+    indices[ahead] = index;
+  }
+  __syncwarp();
+}
+
+template <typename Policy>
+__global__ void __launch_bounds__(kThreads) fused_knn_kernel(const typename Policy::Element* queries,
+                                                             const typename Policy::Element* database, Geometry g,
+                                                             int k, KeyRule rule, float* out_scores,
+                                                             int64_t* out_indices) {
+  using T = typename Policy::Element;
+  extern __shared__ __align__(128) unsigned char shared[];
+  T* q_stage = reinterpret_cast<T*>(shared);
+  T* x_stage = q_stage + kTileRows * Policy::kLd;
+  float* scores = reinterpret_cast<float*>(x_stage + kTileRows * Policy::kLd);
+  int64_t* list_indices = reinterpret_cast<int64_t*>(scores + kTileQueries * kScoreLd);
+  float* list_keys = reinterpret_cast<float*>(list_indices + kTileQueries * k);
+
+  const int64_t q0 = int64_t(blockIdx.x) * kTileQueries;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int s = threadIdx.x; s < kTileQueries * k; s += kThreads) {
+    list_keys[s] = -INFINITY;
+    list_indices[s] = kEmptyIndex;
+  }
+  for (int64_t x0 = 0; x0 < g.rows; x0 += kTileRows) {
+    dot_tile<Policy>(queries, database, g, q0, x0, q_stage, x_stage, scores);
+    for (int r = warp; r < kTileQueries && q0 + r < g.queries; r += kWarps) {
+      const int64_t query = q0 + r;
+      float* keys = list_keys + r * k;
+      int64_t* indices = list_indices + r * k;
+      for (int c0 = 0; c0 < kTileRows; c0 += 32) {
+        const int64_t row = x0 + c0 + lane;
+        const float key = row < g.rows ? rule.key(scores[r * kScoreLd + c0 + lane], query, row) : NAN;
+        unsigned pending = __ballot_sync(kFullMask, ranks_before(key, row, keys[k - 1], indices[k - 1]));
+        while (pending) {
+          const int source = __ffs(pending) - 1;
+          pending &= pending - 1;
+          warp_insert(keys, indices, k, __shfl_sync(kFullMask, key, source),
+                      __shfl_sync(kFullMask, row, source), lane);
+        }
+      }
+    }
+    __syncthreads();
+  }
+  for (int s = threadIdx.x; s < kTileQueries * k; s += kThreads) {
+    const int64_t query = q0 + s / k;
+    if (query >= g.queries) continue;
+    out_scores[query * k + s % k] = score_from_key(list_keys[s], rule.metric);
+    out_indices[query * k + s % k] = reported_index(list_indices[s]);
+  }
+}
+
+// ---- Large-k path: key slab + stable segmented sort ---------------------------------------
+
+// Keys of queries [chunk_first, chunk_first + chunk_queries) against every database row, as a
+// [chunk_queries, rows] slab. NaN keys become -NaN, which CUB's descending order puts last.
+template <typename Policy>
+__global__ void __launch_bounds__(kThreads) key_slab_kernel(const typename Policy::Element* queries,
+                                                            const typename Policy::Element* database, Geometry g,
+                                                            int64_t chunk_first, int64_t chunk_queries,
+                                                            KeyRule rule, float* slab) {
+  using T = typename Policy::Element;
+  extern __shared__ __align__(128) unsigned char shared[];
+  T* q_stage = reinterpret_cast<T*>(shared);
+  T* x_stage = q_stage + kTileRows * Policy::kLd;
+  float* scores = reinterpret_cast<float*>(x_stage + kTileRows * Policy::kLd);
+  const int64_t q0 = chunk_first + int64_t(blockIdx.y) * kTileQueries;
+  const int64_t x0 = int64_t(blockIdx.x) * kTileRows;
+  dot_tile<Policy>(queries, database, g, q0, x0, q_stage, x_stage, scores);
+  for (int e = threadIdx.x; e < kTileQueries * kTileRows; e += kThreads) {
+    const int r = e / kTileRows, c = e % kTileRows;
+    const int64_t query = q0 + r, row = x0 + c;
+    if (query >= chunk_first + chunk_queries || row >= g.rows) continue;
+    float key = rule.key(scores[r * kScoreLd + c], query, row);
+    if (key != key) key = -NAN;
+    if (key == 0.0f) key = 0.0f;  // -0 and +0 tie under ranks_before; make CUB see them equal too
+    slab[(query - chunk_first) * g.rows + row] = key;
+  }
+}
+
+__global__ void fill_column_indices(int32_t* values, int64_t total, int64_t rows) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    values[i] = static_cast<int32_t>(i % rows);
+}
+
+__global__ void fill_segment_offsets(int64_t* offsets, int64_t segments, int64_t rows) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i <= segments; i += int64_t(gridDim.x) * blockDim.x)
+    offsets[i] = i * rows;
+}
+
+__global__ void write_sorted_prefix(const float* sorted_keys, const int32_t* sorted_rows, int64_t chunk_first,
+                                    int64_t chunk_queries, int64_t rows, int k, Metric metric, float* out_scores,
+                                    int64_t* out_indices) {
+  const int64_t total = chunk_queries * k;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t query = i / k, rank = i % k;
+    const float key = sorted_keys[query * rows + rank];
+    const bool empty = key != key;
+    out_scores[(chunk_first + query) * k + rank] = score_from_key(empty ? -INFINITY : key, metric);
+    out_indices[(chunk_first + query) * k + rank] = empty ? -1 : sorted_rows[query * rows + rank];
+  }
+}
+
+int grid_for(int64_t work) { return static_cast<int>(std::min<int64_t>((work + 255) / 256, 65535) + (work == 0)); }
+
+// ---- Host side -----------------------------------------------------------------------------
+
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    CLIPADAPT_CUDA_CHECK(cudaGetDevice(&previous_));
+    if (device != previous_) CLIPADAPT_CUDA_CHECK(cudaSetDevice(device));
+  }
+  ~DeviceGuard() { (void)cudaSetDevice(previous_); }
+
+ private:
+  int previous_ = 0;
+};
+
+// Stream-ordered scratch memory, freed on the same stream.
+template <typename T>
+class Scratch {
+ public:
+  Scratch(int64_t count, cudaStream_t stream) : stream_(stream) {
+    CLIPADAPT_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&data_), std::max<int64_t>(count, 1) * sizeof(T), stream));
+  }
+  ~Scratch() { (void)cudaFreeAsync(data_, stream_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* get() const { return data_; }
+
+ private:
+  T* data_ = nullptr;
+  cudaStream_t stream_;
+};
+
+template <typename T>
+__global__ void row_terms_kernel(const T* values, int64_t rows, int64_t dim, Metric metric, float* terms) {
+  const int64_t row = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= rows) return;
+  double squared = 0.0;
+  for (int64_t c = lane; c < dim; c += 32) {
+    const double v = static_cast<float>(values[row * dim + c]);
+    squared += v * v;
+  }
+  for (int offset = 16; offset > 0; offset >>= 1) squared += __shfl_xor_sync(kFullMask, squared, offset);
+  if (lane == 0) terms[row] = row_term(squared, metric);
+}
+
+template <typename T>
+void launch_row_terms(const Matrix& m, Metric metric, float* terms, cudaStream_t stream) {
+  if (m.rows == 0) return;
+  const int rows_per_block = 8;
+  const auto blocks = static_cast<unsigned>((m.rows + rows_per_block - 1) / rows_per_block);
+  row_terms_kernel<T><<<blocks, 32 * rows_per_block, 0, stream>>>(m.as<const T>(), m.rows, m.cols, metric, terms);
+  CLIPADAPT_CUDA_CHECK_LAUNCH();
+}
+
+template <typename Kernel>
+void allow_shared_memory(Kernel kernel, size_t bytes) {
+  CLIPADAPT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+template <typename Policy>
+void run_fused(const KnnProblem& p, const Geometry& g, const KeyRule& rule, cudaStream_t stream) {
+  using T = typename Policy::Element;
+  const int k = static_cast<int>(p.k);
+  const size_t shared_bytes = staging_bytes<Policy>() + size_t(kTileQueries) * k * (sizeof(float) + sizeof(int64_t));
+  allow_shared_memory(fused_knn_kernel<Policy>, shared_bytes);
+  const auto blocks = static_cast<unsigned>((g.queries + kTileQueries - 1) / kTileQueries);
+  fused_knn_kernel<Policy><<<blocks, kThreads, shared_bytes, stream>>>(
+      p.queries.as<const T>(), p.database.as<const T>(), g, k, rule, p.scores.as<float>(), p.indices.as<int64_t>());
+  CLIPADAPT_CUDA_CHECK_LAUNCH();
+}
+
+template <typename Policy>
+void run_large_k(const KnnProblem& p, const Geometry& g, const KeyRule& rule, cudaStream_t stream) {
+  using T = typename Policy::Element;
+  require(g.rows < (int64_t(1) << 31), "k: the large-k GPU path supports up to 2^31 - 1 database rows");
+  // Slab, sorted copy and two index arrays: 16 bytes per (query, row); keep it near 1 GiB.
+  const int64_t budget_items = int64_t(1) << 26;
+  const int64_t chunk = std::clamp<int64_t>(budget_items / g.rows, 1, g.queries);
+  Scratch<float> keys(chunk * g.rows, stream), sorted_keys(chunk * g.rows, stream);
+  Scratch<int32_t> rows(chunk * g.rows, stream), sorted_rows(chunk * g.rows, stream);
+  Scratch<int64_t> offsets(chunk + 1, stream);
+  size_t temp_bytes = 0;
+  CLIPADAPT_CUDA_CHECK(cub::DeviceSegmentedSort::StableSortPairsDescending(
+      nullptr, temp_bytes, keys.get(), sorted_keys.get(), rows.get(), sorted_rows.get(), chunk * g.rows, chunk,
+      offsets.get(), offsets.get() + 1, stream));
+  Scratch<unsigned char> temp(static_cast<int64_t>(temp_bytes), stream);
+  allow_shared_memory(key_slab_kernel<Policy>, staging_bytes<Policy>());
+  fill_segment_offsets<<<grid_for(chunk + 1), 256, 0, stream>>>(offsets.get(), chunk, g.rows);
+  CLIPADAPT_CUDA_CHECK_LAUNCH();
+  for (int64_t first = 0; first < g.queries; first += chunk) {
+    const int64_t count = std::min(chunk, g.queries - first);
+    const dim3 grid(static_cast<unsigned>((g.rows + kTileRows - 1) / kTileRows),
+                    static_cast<unsigned>((count + kTileQueries - 1) / kTileQueries));
+    key_slab_kernel<Policy><<<grid, kThreads, staging_bytes<Policy>(), stream>>>(
+        p.queries.as<const T>(), p.database.as<const T>(), g, first, count, rule, keys.get());
+    CLIPADAPT_CUDA_CHECK_LAUNCH();
+    fill_column_indices<<<grid_for(count * g.rows), 256, 0, stream>>>(rows.get(), count * g.rows, g.rows);
+    CLIPADAPT_CUDA_CHECK_LAUNCH();
+    CLIPADAPT_CUDA_CHECK(cub::DeviceSegmentedSort::StableSortPairsDescending(
+        temp.get(), temp_bytes, keys.get(), sorted_keys.get(), rows.get(), sorted_rows.get(), count * g.rows, count,
+        offsets.get(), offsets.get() + 1, stream));
+    write_sorted_prefix<<<grid_for(count * p.k), 256, 0, stream>>>(sorted_keys.get(), sorted_rows.get(), first, count,
+                                                                   g.rows, static_cast<int>(p.k), p.metric,
+                                                                   p.scores.as<float>(), p.indices.as<int64_t>());
+    CLIPADAPT_CUDA_CHECK_LAUNCH();
+  }
+}
+
+template <typename Policy>
+void run(const KnnProblem& p, const Geometry& g, const KeyRule& rule, cudaStream_t stream) {
+  if (p.k <= kMaxFusedK) {
+    run_fused<Policy>(p, g, rule, stream);
+  } else {
+    run_large_k<Policy>(p, g, rule, stream);
+  }
+}
+
+template <typename T>
+void compute_terms(const KnnProblem& p, float* query_terms, float* database_terms, cudaStream_t stream) {
+  launch_row_terms<T>(p.queries, p.metric, query_terms, stream);
+  launch_row_terms<T>(p.database, p.metric, database_terms, stream);
+}
+
+}  // namespace
+
+void knn_cuda(const KnnProblem& p) {
+  validate(p);
+  if (p.queries.rows == 0) return;
+  DeviceGuard guard(p.queries.device.index);
+  auto stream = static_cast<cudaStream_t>(p.stream);
+  const Geometry g{p.queries.rows, p.database.rows, p.queries.cols};
+  Scratch<float> query_terms(g.queries, stream), database_terms(g.rows, stream);
+  const KeyRule rule{query_terms.get(), database_terms.get(), p.metric, p.exclude_self};
+  switch (p.queries.dtype) {
+    case DType::Float16:
+      compute_terms<__half>(p, query_terms.get(), database_terms.get(), stream);
+      run<TensorCoreHalf<__half>>(p, g, rule, stream);
+      break;
+    case DType::BFloat16:
+      compute_terms<__nv_bfloat16>(p, query_terms.get(), database_terms.get(), stream);
+      run<TensorCoreHalf<__nv_bfloat16>>(p, g, rule, stream);
+      break;
+    case DType::Float32:
+      compute_terms<float>(p, query_terms.get(), database_terms.get(), stream);
+      if (p.precision == Precision::TF32) {
+        run<TensorCoreTf32>(p, g, rule, stream);
+      } else {
+        run<ExactFloat>(p, g, rule, stream);
+      }
+      break;
+    default:
+      throw UnsupportedType("queries: unsupported dtype; use float32, float16 or bfloat16");
+  }
+}
+
+}  // namespace clipadapt::knn

@@ -1,0 +1,18 @@
+"""clipadapt: fast k-NN graphs, label propagation and paired k-means for adapting CLIP.
+
+Arrays in, arrays out: numpy, torch and cupy arrays (or any DLPack producer) are read in place
+and results come back in the same library and on the same device.
+"""
+from clipadapt.device import cuda_available, device_summary, get_num_threads, set_num_threads
+from clipadapt.knn import KnnGraph, knn, knn_graph
+
+__all__ = [
+    "KnnGraph",
+    "cuda_available",
+    "device_summary",
+    "get_num_threads",
+    "knn",
+    "knn_graph",
+    "set_num_threads",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,32 @@
+"""What hardware the native kernels can use."""
+from __future__ import annotations
+
+from typing import Any
+
+from clipadapt._native import _core
+
+
+def cuda_available() -> bool:
+    """True when the CUDA kernels were built and at least one CUDA device is usable."""
+    return bool(_core.cuda_compiled()) and _core.cuda_device_count() > 0
+
+
+def device_summary() -> dict[str, Any]:
+    """Build and device facts: CUDA compiled in, runtime version, devices, CPU threads."""
+    runtime = int(_core.cuda_runtime_version())
+    return {
+        "cuda_compiled": bool(_core.cuda_compiled()),
+        "cuda_runtime": f"{runtime // 1000}.{(runtime % 1000) // 10}" if runtime else None,
+        "cuda_devices": list(_core.cuda_devices()),
+        "cpu_threads": int(_core.get_num_threads()),
+    }
+
+
+def set_num_threads(threads: int) -> None:
+    """Set the number of OpenMP threads the CPU kernels use."""
+    _core.set_num_threads(int(threads))
+
+
+def get_num_threads() -> int:
+    """The number of OpenMP threads the CPU kernels use."""
+    return int(_core.get_num_threads())

@@ -1,0 +1,133 @@
+"""Exact k-nearest neighbours: :func:`knn` and :func:`knn_graph` (contract: primitives.md §1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from clipadapt import _native
+from clipadapt._native import _core
+
+Metric = Literal["cosine", "ip", "l2"]
+Precision = Literal["exact", "tf32"]
+_METRICS = ("cosine", "ip", "l2")
+_PRECISIONS = ("exact", "tf32")
+
+
+def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", exclude_self: bool = False,
+        precision: Precision = "exact", check_finite: bool = True) -> tuple[Any, Any]:
+    """Exact k nearest database rows of every query row, best first.
+
+    Args:
+        queries: [nq, d] float32 / float16 / bfloat16 array (numpy, torch, cupy or any DLPack
+            producer), on the CPU or a CUDA device.
+        database: [n, d] array of the same dtype and device.
+        k: neighbours per query, 1 <= k <= n (n - 1 with ``exclude_self``).
+        metric: ``"cosine"`` (normalisation fused, inputs untouched; zero rows score 0),
+            ``"ip"`` (inner product) or ``"l2"`` (squared Euclidean, ascending).
+        exclude_self: query row i is database row i (same rows, e.g. a graph over x): index i
+            is never returned for query i.
+        precision: float32 on the GPU: ``"exact"`` (FFMA) or ``"tf32"`` (tensor cores).
+            Ignored on the CPU and for float16/bfloat16, which always accumulate in float32.
+        check_finite: screen both inputs for NaN/Inf first (one cheap pass).
+
+    Returns:
+        ``(scores, indices)``: float32 [nq, k] and int64 [nq, k], in the library and on the
+        device of ``queries``. Ties in score go to the smaller database index.
+    """
+    if metric not in _METRICS:
+        raise ValueError(f"metric: unknown metric {metric!r}; use one of {', '.join(_METRICS)}")
+    if precision not in _PRECISIONS:
+        raise ValueError(f"precision: unknown precision {precision!r}; use 'exact' or 'tf32'")
+    k = _check_k(k)
+    q = _native.as_input(queries, "queries")
+    x = _native.as_input(database, "database")
+    _native.require_same_device(q, "queries", x, "database")
+    if q.dtype != x.dtype:
+        raise TypeError(f"queries and database: dtypes differ ({q.dtype} vs {x.dtype}); cast one to the other")
+    if q.shape[1] != x.shape[1]:
+        raise ValueError(f"queries and database: feature dimensions differ ({q.shape[1]} vs {x.shape[1]})")
+    available = x.shape[0] - (1 if exclude_self else 0)
+    if k > available:
+        raise ValueError(f"k: {k} exceeds the {available} candidate rows of database"
+                         f"{' (excluding self)' if exclude_self else ''}; lower k or add rows")
+    stream = _native.current_stream(q)
+    if check_finite:
+        _native.check_finite(q, "queries", stream)
+        if x.value is not q.value:
+            _native.check_finite(x, "database", stream)
+    scores = _native.empty(q, (q.shape[0], k), "float32")
+    indices = _native.empty(q, (q.shape[0], k), "int64")
+    _core.knn_into(_native.capsule(q.value, stream), _native.capsule(x.value, stream), k, metric,
+                   bool(exclude_self), precision, _native.capsule(scores, stream),
+                   _native.capsule(indices, stream), stream)
+    return scores, indices
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k: must be an integer, got {type(k).__name__}")
+    if k < 1:
+        raise ValueError(f"k: must be >= 1, got {k}")
+    return int(k)
+
+
+@dataclass(frozen=True)
+class KnnGraph:
+    """A directed k-NN graph: row i's neighbours ``indices[i]`` with ``scores[i]``, best first.
+
+    Attributes:
+        indices: int64 [n, k] neighbour ids (never i itself).
+        scores: float32 [n, k] metric values (cosine / inner product, or squared L2).
+        n: number of nodes.
+        metric: the metric the graph was built with.
+    """
+
+    indices: Any
+    scores: Any
+    n: int
+    metric: str
+
+    @property
+    def k(self) -> int:
+        return int(self.indices.shape[1])
+
+    def to_csr(self, format: Literal["scipy", "torch"] = "scipy") -> Any:
+        """The graph as an n x n CSR matrix with ``scores`` as values (row i holds i's neighbours).
+
+        ``"scipy"`` gives a ``scipy.sparse.csr_matrix`` (data copied to the host),
+        ``"torch"`` a ``torch.sparse_csr_tensor`` on the device of the graph's arrays.
+        """
+        n, k = self.n, self.k
+        if format == "torch":
+            import torch
+
+            indices = torch.as_tensor(self.indices)
+            values = torch.as_tensor(self.scores)
+            crow = torch.arange(0, n * k + 1, k, dtype=torch.int64, device=indices.device)
+            return torch.sparse_csr_tensor(crow, indices.reshape(-1), values.reshape(-1), size=(n, n))
+        if format == "scipy":
+            import scipy.sparse
+
+            indices = _to_numpy(self.indices).reshape(-1)
+            values = _to_numpy(self.scores).reshape(-1)
+            indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
+            return scipy.sparse.csr_matrix((values, indices, indptr), shape=(n, n))
+        raise ValueError(f"format: unknown format {format!r}; use 'scipy' or 'torch'")
+
+
+def _to_numpy(array: Any) -> np.ndarray:
+    if type(array).__module__.startswith("torch"):
+        return array.detach().cpu().numpy()
+    if type(array).__module__.startswith("cupy"):
+        return array.get()
+    return np.asarray(array)
+
+
+def knn_graph(x: Any, k: int, *, metric: Metric = "cosine", precision: Precision = "exact",
+              check_finite: bool = True) -> KnnGraph:
+    """The exact k-NN graph of the rows of ``x`` [n, d] (self excluded): ``knn(x, x, k, exclude_self=True)``."""
+    scores, indices = knn(x, x, k, metric=metric, exclude_self=True, precision=precision,
+                          check_finite=check_finite)
+    return KnnGraph(indices=indices, scores=scores, n=int(indices.shape[0]), metric=metric)
