@@ -19,8 +19,8 @@
 namespace clipadapt::knn {
 namespace {
 
-constexpr int64_t kQueryTile = 256;
-constexpr int64_t kDatabaseTile = 256;
+constexpr int64_t kQueryTile = 512;
+constexpr int64_t kDatabaseTile = 512;  // 512 x 512 keys = 1 MiB, stays in L2
 // Bound on one thread's heap storage, so a large k shrinks the query tile instead.
 constexpr int64_t kHeapBytesPerThread = int64_t(64) << 20;
 
@@ -131,6 +131,41 @@ struct Terms {
   std::vector<float> database;
 };
 
+// Dot products -> metric keys, in place, with the metric switch outside the loop so each
+// loop vectorises.
+void dots_to_keys(float* row, int64_t count, float query_term, const float* database_terms, Metric metric) {
+  switch (metric) {
+    case Metric::InnerProduct: return;
+    case Metric::Cosine:
+      for (int64_t j = 0; j < count; ++j) row[j] *= query_term * database_terms[j];
+      return;
+    case Metric::L2:
+      for (int64_t j = 0; j < count; ++j) row[j] = key_from_dot(row[j], query_term, database_terms[j], metric);
+      return;
+  }
+}
+
+// Feeds one row of keys (database rows first_index...) to a query's heap. Blocks whose every
+// key is below the current worst are rejected with one vector compare; that is almost every
+// block once the heap has warmed up. NaN keys never pass (excluded self, or unchecked input).
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void offer_row(const float* keys, int64_t count, int64_t first_index, Candidate* heap, int64_t k) {
+  constexpr int64_t kBlock = 32;
+  for (int64_t start = 0; start < count; start += kBlock) {
+    const int64_t stop = std::min(start + kBlock, count);
+    const float worst = heap[0].key;
+    int reaches = 0;
+    for (int64_t j = start; j < stop; ++j) reaches |= keys[j] >= worst;
+    if (!reaches) continue;
+    for (int64_t j = start; j < stop; ++j) {
+      const Candidate candidate{keys[j], first_index + j};
+      if (better(candidate, heap[0])) replace_worst(heap, k, candidate);
+    }
+  }
+}
+
 // Scans database rows [begin, end) for query rows [q0, q0 + qn), leaving each query's best k
 // (unsorted heaps) in ws.heaps.
 void search_slice(const KnnProblem& p, const Terms& terms, int64_t q0, int64_t qn, int64_t begin,
@@ -146,14 +181,9 @@ void search_slice(const KnnProblem& p, const Terms& terms, int64_t q0, int64_t q
     for (int64_t r = 0; r < qn; ++r) {
       float* row = ws.keys.data() + r * xn;
       const int64_t query = q0 + r;
-      const float query_term = terms.queries[query];
-      for (int64_t j = 0; j < xn; ++j) row[j] = key_from_dot(row[j], query_term, terms.database[x0 + j], p.metric);
+      dots_to_keys(row, xn, terms.queries[query], terms.database.data() + x0, p.metric);
       if (p.exclude_self && query >= x0 && query < x0 + xn) row[query - x0] = NAN;  // never selected
-      Candidate* heap = ws.heaps.data() + r * k;
-      for (int64_t j = 0; j < xn; ++j) {
-        const Candidate candidate{row[j], x0 + j};
-        if (better(candidate, heap[0])) replace_worst(heap, k, candidate);
-      }
+      offer_row(row, xn, x0, ws.heaps.data() + r * k, k);
     }
   }
 }
