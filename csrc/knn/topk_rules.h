@@ -49,18 +49,4 @@ CLIPADAPT_HD float score_from_key(float key, Metric metric) {
 
 CLIPADAPT_HD int64_t reported_index(int64_t index) { return index == kEmptyIndex ? -1 : index; }
 
-// Inserts (key, index) into a best-first sorted list of length k if it ranks before the
-// last entry; entries behind it shift down and the last one falls off.
-CLIPADAPT_HD void insert_sorted(float* keys, int64_t* indices, int k, float key, int64_t index) {
-  if (!ranks_before(key, index, keys[k - 1], indices[k - 1])) return;
-  int position = k - 1;
-  while (position > 0 && ranks_before(key, index, keys[position - 1], indices[position - 1])) {
-    keys[position] = keys[position - 1];
-    indices[position] = indices[position - 1];
-    --position;
-  }
-  keys[position] = key;
-  indices[position] = index;
-}
-
 }  // namespace clipadapt::knn

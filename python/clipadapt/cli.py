@@ -5,18 +5,85 @@ import argparse
 import json
 import sys
 
-from clipadapt.device import device_summary
+from clipadapt.device import cuda_available, device_summary
+
+_KNN_JSON = "bench-results/knn-{device}-n{n}-d{d}-k{k}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``clipadapt`` command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     parser = argparse.ArgumentParser(prog="clipadapt", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="print the build and the devices the kernels can use")
+    benchmarks = _add_bench_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "info":
         json.dump(device_summary(), sys.stdout, indent=2)
         print()
-    return 0
+        return 0
+    if args.benchmark is not None:
+        return args.run(args, benchmarks.choices[args.benchmark])
+    # Plain `clipadapt bench`: every benchmark at its small defaults; the worst exit code wins.
+    return max(sub.parse_args([]).run(sub.parse_args([]), sub) for sub in benchmarks.choices.values())
+
+
+def _add_bench_parser(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add ``bench`` and its benchmarks (each sets ``run(args, its_parser) -> exit code``)."""
+    from clipadapt.bench.knn import DEFAULT_D, DEFAULT_K, DEFAULT_N, DEVICES, DTYPES, FAMILIES
+
+    bench = commands.add_parser("bench", help="benchmarks against baselines; without a benchmark name, "
+                                "run all of them at a small size")
+    benchmarks = bench.add_subparsers(dest="benchmark", metavar="{knn}")
+    knn = benchmarks.add_parser("knn", help="exact k-NN graph: clipadapt vs faiss, scikit-learn and torch",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    knn.add_argument("--n", type=int, default=DEFAULT_N, help="rows of synthetic CLIP-like data")
+    knn.add_argument("--d", type=int, default=DEFAULT_D, help="embedding dimension")
+    knn.add_argument("--k", type=_int_list, default=[DEFAULT_K], help="neighbours; a comma list (10,100) runs each")
+    knn.add_argument("--threads", type=int, default=2, help="CPU threads of every library")
+    knn.add_argument("--seed", type=int, default=0, help="seed of the data and of the oracle's query rows")
+    knn.add_argument("--dtype", choices=DTYPES, default="float32", help="input dtype")
+    knn.add_argument("--device", choices=DEVICES, default=None, help="default: cuda when usable, else cpu")
+    knn.add_argument("--methods", type=_name_list, default=None,
+                     help=f"comma list of {','.join(FAMILIES)} (default: all; sklearn only up to n=50000)")
+    knn.add_argument("--oracle-queries", type=int, default=1000, help="rows checked against the float64 oracle")
+    knn.add_argument("--repeats", type=int, default=1, help="timed runs per method (the fastest is reported)")
+    knn.add_argument("--json", default=_KNN_JSON,
+                     help="result file; {device}, {n}, {d}, {k} and {dtype} are filled in")
+    knn.set_defaults(run=_run_knn)
+    return benchmarks
+
+
+def _run_knn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``clipadapt bench knn``: one benchmark per value of ``--k``; 1 when a method failed."""
+    from clipadapt.bench.knn import run_knn_benchmark
+
+    device = args.device or ("cuda" if cuda_available() else "cpu")
+    if device == "cuda" and not cuda_available():
+        parser.error("--device cuda: clipadapt sees no usable CUDA device (see `clipadapt info`)")
+    if len(args.k) > 1 and "{k}" not in args.json:
+        parser.error("--json: with several --k values the path needs a {k} placeholder")
+    failed = False
+    for k in args.k:
+        json_path = args.json.format(device=device, n=args.n, d=args.d, k=k, dtype=args.dtype)
+        try:
+            result = run_knn_benchmark(args.n, args.d, k, threads=args.threads, seed=args.seed, methods=args.methods,
+                                       dtype=args.dtype, device=device, oracle_queries=args.oracle_queries,
+                                       repeats=args.repeats, json_path=json_path)
+        except ValueError as error:
+            parser.error(str(error))
+        failed |= any(row["status"] == "failed" for row in result["rows"])
+    return 1 if failed else 0
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(item) for item in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or a comma list of integers, got {text!r}") from None
+
+
+def _name_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", exclu
     _native.require_same_device(q, "queries", x, "database")
     if q.dtype != x.dtype:
         raise TypeError(f"queries and database: dtypes differ ({q.dtype} vs {x.dtype}); cast one to the other")
+    for array, name in ((q, "queries"), (x, "database")):
+        if 0 in array.shape:
+            raise ValueError(f"{name}: empty array of shape {array.shape}; need at least one row and one column")
     if q.shape[1] != x.shape[1]:
         raise ValueError(f"queries and database: feature dimensions differ ({q.shape[1]} vs {x.shape[1]})")
     available = x.shape[0] - (1 if exclude_self else 0)
@@ -100,13 +103,17 @@ class KnnGraph:
         ``"torch"`` a ``torch.sparse_csr_tensor`` on the device of the graph's arrays.
         """
         n, k = self.n, self.k
+        if k and int(self.indices.min()) < 0:
+            raise ValueError("graph: has empty neighbour slots (index -1, from NaN features searched with "
+                             "check_finite=False); rebuild it from finite features")
         if format == "torch":
             import torch
 
             indices = torch.as_tensor(self.indices)
             values = torch.as_tensor(self.scores)
             crow = torch.arange(0, n * k + 1, k, dtype=torch.int64, device=indices.device)
-            return torch.sparse_csr_tensor(crow, indices.reshape(-1), values.reshape(-1), size=(n, n))
+            return torch.sparse_csr_tensor(crow, indices.reshape(-1), values.reshape(-1), size=(n, n),
+                                           check_invariants=False)  # valid by construction
         if format == "scipy":
             import scipy.sparse
 

@@ -1,0 +1,127 @@
+"""Helpers every benchmark shares: timing, the reference matmul rate, machine facts, reports."""
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from clipadapt.device import device_summary
+
+# The matmul each device's "fraction of the measured mm rate" column is relative to.
+_REFERENCE_MM = {"cpu": {"size": 4096, "dtype": "float32", "iterations": 1},
+                 "cuda": {"size": 8192, "dtype": "bfloat16", "iterations": 10}}
+_LIBRARIES = ("clipadapt", "numpy", "torch", "faiss", "sklearn", "cupy")
+
+
+def log(message: str) -> None:
+    """One progress line on stderr (stdout is kept for the result tables)."""
+    print(f"[clipadapt bench] {message}", file=sys.stderr, flush=True)
+
+
+def time_call(fn: Callable[[], Any], *, synchronize: Callable[[], None], repeats: int = 1) -> tuple[list[float], Any]:
+    """Wall-clock seconds of each of ``repeats`` calls of ``fn`` (each ended by ``synchronize()``)
+    and what the last call returned."""
+    seconds, result = [], None
+    for _ in range(repeats):
+        synchronize()
+        start = time.perf_counter()
+        result = fn()
+        synchronize()
+        seconds.append(time.perf_counter() - start)
+    return seconds, result
+
+
+def no_sync() -> None:
+    """``synchronize`` for work that is finished when the call returns (CPU libraries)."""
+
+
+def cuda_sync() -> None:
+    """``synchronize`` for work queued on the current CUDA device by torch (or clipadapt via torch)."""
+    import torch
+
+    torch.cuda.synchronize()
+
+
+def reference_mm_rate(device: str, threads: int) -> dict[str, Any]:
+    """Measured GFLOP/s of one square ``torch.mm``: float32 4096^3 on the CPU (``threads``
+    threads), bfloat16 8192^3 on CUDA; the yardstick for a kernel's fraction of the machine.
+
+    Raises:
+        ImportError: torch is not installed.
+        RuntimeError: ``device`` is ``"cuda"`` and torch sees no CUDA device.
+    """
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("torch sees no CUDA device")
+    spec = _REFERENCE_MM[device]
+    size, iterations = spec["size"], spec["iterations"]
+    torch.set_num_threads(threads)
+    a = torch.randn(size, size, device=device).to(getattr(torch, spec["dtype"]))
+    b = torch.randn(size, size, device=device).to(a.dtype)
+    synchronize = cuda_sync if device == "cuda" else no_sync
+    torch.mm(a, b)  # warm-up: library handles, thread pool, clocks
+    (seconds,), _ = time_call(lambda: [torch.mm(a, b) for _ in range(iterations)], synchronize=synchronize)
+    return {"op": "torch.mm", "dtype": spec["dtype"], "shape": [size, size, size], "device": device,
+            "threads": threads if device == "cpu" else None,
+            "gflops": 2.0 * size**3 * iterations / seconds / 1e9}
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    """The facts a result needs to be compared: build, devices, CPU, OS, library versions."""
+    return {"clipadapt": device_summary(), "platform": platform.platform(), "python": platform.python_version(),
+            "cpu_model": _cpu_model(), "threads": threads,
+            "libraries": {name: _module_version(name) for name in _LIBRARIES}}
+
+
+def _cpu_model() -> str | None:
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or None
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    return models[0] if models else platform.processor() or None
+
+
+def _module_version(name: str) -> str | None:
+    try:
+        return str(getattr(importlib.import_module(name), "__version__", "unknown"))
+    except ImportError:
+        return None
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def invoking_command() -> str:
+    """The command line this process was started with, shell-quoted."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` as indented JSON to ``path`` (parent folders created); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> str:
+    """A plain-text table with a rule under the header; ``align`` holds ``l`` or ``r`` per column."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (cell.ljust(width) if side == "l" else cell.rjust(width)
+                  for cell, width, side in zip(cells, widths, align))
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(headers), line(["-" * width for width in widths]), *(line(row) for row in rows)])
