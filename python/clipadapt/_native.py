@@ -143,7 +143,8 @@ def capsule(array: Any, stream: int = 0) -> Any:
     kwargs: dict[str, Any] = {}
     device_type = array.__dlpack_device__()[0]
     if device_type != 1:  # not the CPU: tell the producer which stream we will use
-        kwargs["stream"] = stream if stream != 0 else None
+        # DLPack reserves 0; the legacy default stream (handle 0) is spelled 1.
+        kwargs["stream"] = stream if stream != 0 else 1
     try:
         return array.__dlpack__(max_version=(1, 0), **kwargs)
     except TypeError:

@@ -21,14 +21,16 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(device_summary(), sys.stdout, indent=2)
         print()
         return 0
-    if args.benchmark is not None:
-        return args.run(args, benchmarks.choices[args.benchmark])
-    # Plain `clipadapt bench`: every benchmark at its small defaults; the worst exit code wins.
-    return max(sub.parse_args([]).run(sub.parse_args([]), sub) for sub in benchmarks.choices.values())
+    if args.benchmark is None:  # plain `clipadapt bench`: every benchmark at its small defaults
+        runs = [(benchmark.parse_args([]), benchmark) for benchmark in benchmarks.values()]
+    else:
+        runs = [(args, benchmarks[args.benchmark])]
+    return max(run_args.run(run_args, benchmark) for run_args, benchmark in runs)
 
 
-def _add_bench_parser(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """Add ``bench`` and its benchmarks (each sets ``run(args, its_parser) -> exit code``)."""
+def _add_bench_parser(commands: argparse._SubParsersAction) -> dict[str, argparse.ArgumentParser]:
+    """Add ``bench`` and return its benchmarks by name; each parser's defaults hold
+    ``run(args, that_parser) -> exit code``."""
     from clipadapt.bench.knn import DEFAULT_D, DEFAULT_K, DEFAULT_N, DEVICES, DTYPES, FAMILIES
 
     bench = commands.add_parser("bench", help="benchmarks against baselines; without a benchmark name, "
@@ -50,7 +52,7 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> argparse._SubPars
     knn.add_argument("--json", default=_KNN_JSON,
                      help="result file; {device}, {n}, {d}, {k} and {dtype} are filled in")
     knn.set_defaults(run=_run_knn)
-    return benchmarks
+    return dict(benchmarks.choices)
 
 
 def _run_knn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -59,9 +61,9 @@ def _run_knn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     device = args.device or ("cuda" if cuda_available() else "cpu")
     if device == "cuda" and not cuda_available():
-        parser.error("--device cuda: clipadapt sees no usable CUDA device (see `clipadapt info`)")
+        return _usage_error(parser, "--device cuda: clipadapt sees no usable CUDA device (see `clipadapt info`)")
     if len(args.k) > 1 and "{k}" not in args.json:
-        parser.error("--json: with several --k values the path needs a {k} placeholder")
+        return _usage_error(parser, "--json: with several --k values the path needs a {k} placeholder")
     failed = False
     for k in args.k:
         json_path = args.json.format(device=device, n=args.n, d=args.d, k=k, dtype=args.dtype)
@@ -70,9 +72,16 @@ def _run_knn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                        dtype=args.dtype, device=device, oracle_queries=args.oracle_queries,
                                        repeats=args.repeats, json_path=json_path)
         except ValueError as error:
-            parser.error(str(error))
+            return _usage_error(parser, str(error))
         failed |= any(row["status"] == "failed" for row in result["rows"])
     return 1 if failed else 0
+
+
+def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
+    """Report a bad argument the way argparse does, but return exit code 2 instead of exiting."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def _int_list(text: str) -> list[int]:

@@ -360,18 +360,24 @@ def _measure(entry: Method | Skipped, x: np.ndarray, k: int, repeats: int, oracl
     row = {"method": entry.name, "family": entry.family, "precision": entry.precision}
     log(f"knn: {entry.name}: warm-up, then {repeats} timed run(s)")
     try:
-        entry.run(entry.prepare(x[:max(_WARMUP_ROWS, k + 1)]), k)
+        warm_up(entry, x, k)
         seconds, indices = time_call(partial(entry.run, entry.prepare(x), k), synchronize=entry.synchronize,
                                      repeats=repeats)
     except (RuntimeError, MemoryError) as error:
         log(f"knn: {entry.name} failed: {error}")
         return {**row, "status": "failed", "reason": f"{type(error).__name__}: {error}"}
-    recall = recall_at_k(_host_rows(indices, oracle_rows), truth)
+    recall = recall_at_k(host_rows(indices, oracle_rows), truth)
     log(f"knn: {entry.name}: {min(seconds):.3f} s, recall@{k} {recall:.4f}")
     return {**row, "status": "ok", "seconds": min(seconds), "seconds_all": seconds, "recall_at_k": recall}
 
 
-def _host_rows(indices: Any, rows: np.ndarray) -> np.ndarray:
+def warm_up(method: Method, x: np.ndarray, k: int) -> None:
+    """Build the graph of the first rows of ``x`` once, so lazy set-up (thread pools, CUDA
+    context, library handles) is not timed."""
+    method.run(method.prepare(x[:max(_WARMUP_ROWS, k + 1)]), k)
+
+
+def host_rows(indices: Any, rows: np.ndarray) -> np.ndarray:
     """``indices[rows]`` as a numpy array, whichever library and device ``indices`` lives in."""
     if hasattr(indices, "cpu"):
         import torch
