@@ -29,8 +29,10 @@ DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_N, DEFAULT_D, DEFAULT_K = 20_000, 512, 10
 # Above this n scikit-learn runs only when asked for by name: its brute force is slow.
 SKLEARN_AUTO_MAX_N = 50_000
-# Working set of one chunk of scores (torch queries, oracle database rows).
+# Working set of one chunk of scores (torch queries on the CPU, oracle database rows).
 _CHUNK_BYTES = 256 * 2**20
+# On a GPU torch gets larger chunks, so its matmuls are not too skinny to reach full rate.
+_CUDA_CHUNK_BYTES = 4 * 2**30
 # Rows of the warm-up graph each method builds before it is timed.
 _WARMUP_ROWS = 1024
 
@@ -189,11 +191,12 @@ def _torch_methods(setup: _Setup) -> list[Method]:
 
 
 def _torch_graph(x: Any, k: int, *, allow_tf32: bool = False) -> Any:
-    """Chunked ``q @ x.T`` + ``topk``; each chunk's score matrix stays near 256 MB."""
+    """Chunked ``q @ x.T`` + ``topk``; each chunk's score matrix stays near 256 MB (4 GB on a GPU)."""
     import torch
 
     n = x.shape[0]
-    rows_per_chunk = max(1, _CHUNK_BYTES // (n * x.element_size()))
+    chunk_bytes = _CUDA_CHUNK_BYTES if x.device.type == "cuda" else _CHUNK_BYTES
+    rows_per_chunk = max(1, chunk_bytes // (n * x.element_size()))
     indices = torch.empty((n, k), dtype=torch.int64, device=x.device)
     with _cuda_tf32(allow_tf32):
         for start in range(0, n, rows_per_chunk):
@@ -315,14 +318,14 @@ def run_knn_benchmark(n: int, d: int, k: int, *, threads: int = 2, seed: int = 0
     parameters = {"n": n, "d": d, "k": k, "threads": threads, "seed": seed, "methods": methods, "dtype": dtype,
                   "device": device, "oracle_queries": oracle_queries, "repeats": repeats,
                   "data": "synthetic_clip(n, d, seed=seed)", "metric": "ip (cosine on unit rows), self excluded"}
+    planned = plan_methods(methods, n=n, device=device, dtype=dtype, threads=threads)
     log(f"knn: generating synthetic_clip(n={n}, d={d}, seed={seed})")
     x, _ = synthetic_clip(n, d, seed=seed)
     oracle_rows = np.sort(np.random.default_rng(seed).choice(n, size=min(oracle_queries, n), replace=False))
     log(f"knn: float64 oracle on {len(oracle_rows)} query rows")
     truth = exact_neighbours(x, oracle_rows, k)
     reference = _reference_mm(device, threads)
-    rows = [_measure(entry, x, k, repeats, oracle_rows, truth) for entry in
-            plan_methods(methods, n=n, device=device, dtype=dtype, threads=threads)]
+    rows = [_measure(entry, x, k, repeats, oracle_rows, truth) for entry in planned]
     _add_relative_columns(rows, flops=2.0 * n * n * d, reference_gflops=reference.get("gflops"))
     result = {"benchmark": "knn", "date": utc_now(), "command": invoking_command(), "parameters": parameters,
               "machine": machine_info(threads), "reference_mm": reference, "rows": rows}
