@@ -14,6 +14,7 @@ namespace {
 DType dtype_from_dlpack(const DLDataType& type, const char* name) {
   if (type.lanes == 1) {
     if (type.code == kDLFloat && type.bits == 32) return DType::Float32;
+    if (type.code == kDLFloat && type.bits == 64) return DType::Float64;
     if (type.code == kDLFloat && type.bits == 16) return DType::Float16;
     if (type.code == kDLBfloat && type.bits == 16) return DType::BFloat16;
     if (type.code == kDLInt && type.bits == 64) return DType::Int64;

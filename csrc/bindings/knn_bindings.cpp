@@ -41,8 +41,9 @@ void knn_into(const py::capsule& queries, const py::capsule& database, int64_t k
   require_same_device(problem.queries, "queries", problem.database, "database");
   require_same_device(problem.queries, "queries", problem.scores, "scores");
   require_same_device(problem.queries, "queries", problem.indices, "indices");
-  if (problem.queries.dtype == DType::Int64) {
-    throw UnsupportedType("queries: int64 features are not supported; use float32, float16 or bfloat16");
+  if (problem.queries.dtype == DType::Int64 || problem.queries.dtype == DType::Float64) {
+    throw UnsupportedType(std::string("queries: ") + dtype_name(problem.queries.dtype) +
+                          " features are not supported; use float32, float16 or bfloat16");
   }
   knn::validate(problem);
 

@@ -12,6 +12,7 @@ namespace py = pybind11;
 
 namespace clipadapt::bindings {
 void register_knn(py::module_& m);
+void register_sparse(py::module_& m);
 }
 
 namespace {
@@ -77,4 +78,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("has_nonfinite", &has_nonfinite, py::arg("values"), py::arg("stream") = 0,
         "Whether a DLPack float array holds NaN or Inf.");
   clipadapt::bindings::register_knn(m);
+  clipadapt::bindings::register_sparse(m);
 }

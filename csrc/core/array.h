@@ -6,7 +6,7 @@
 
 namespace clipadapt {
 
-enum class DType { Float32, Float16, BFloat16, Int64 };
+enum class DType { Float32, Float16, BFloat16, Float64, Int64 };
 enum class DeviceKind { CPU, CUDA };
 
 inline const char* dtype_name(DType dtype) {
@@ -14,6 +14,7 @@ inline const char* dtype_name(DType dtype) {
     case DType::Float32: return "float32";
     case DType::Float16: return "float16";
     case DType::BFloat16: return "bfloat16";
+    case DType::Float64: return "float64";
     case DType::Int64: return "int64";
   }
   return "unknown";
@@ -24,6 +25,7 @@ inline int dtype_size(DType dtype) {
     case DType::Float32: return 4;
     case DType::Float16: return 2;
     case DType::BFloat16: return 2;
+    case DType::Float64: return 8;
     case DType::Int64: return 8;
   }
   return 0;

@@ -27,6 +27,8 @@ bool has_nonfinite_cpu(const Matrix& values) {
       return any_exponent_all_ones(values.as<const uint16_t>(), values.size(), uint16_t(0x7c00u));
     case DType::BFloat16:
       return any_exponent_all_ones(values.as<const uint16_t>(), values.size(), uint16_t(0x7f80u));
+    case DType::Float64:
+      return any_exponent_all_ones(values.as<const uint64_t>(), values.size(), uint64_t(0x7ff0000000000000ull));
     case DType::Int64:
       return false;
   }

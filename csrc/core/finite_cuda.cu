@@ -42,6 +42,7 @@ bool has_nonfinite_cuda(const Matrix& values, void* stream_handle) {
     case DType::Float32: return run_flag<uint32_t>(values, 0x7f800000u, stream);
     case DType::Float16: return run_flag<uint16_t>(values, uint16_t(0x7c00u), stream);
     case DType::BFloat16: return run_flag<uint16_t>(values, uint16_t(0x7f80u), stream);
+    case DType::Float64: return run_flag<uint64_t>(values, uint64_t(0x7ff0000000000000ull), stream);
     case DType::Int64: return false;
   }
   return false;
