@@ -5,9 +5,18 @@ and results come back in the same library and on the same device.
 """
 from clipadapt.device import cuda_available, device_summary, get_num_threads, set_num_threads
 from clipadapt.knn import KnnGraph, knn, knn_graph
+from clipadapt.label_propagation import (ConjugateGradientResult, CsrMatrix, LabelPropagationResult, affinity,
+                                         conjugate_gradient, label_propagation, spmm)
 
 __all__ = [
+    "ConjugateGradientResult",
+    "CsrMatrix",
     "KnnGraph",
+    "LabelPropagationResult",
+    "affinity",
+    "conjugate_gradient",
+    "label_propagation",
+    "spmm",
     "cuda_available",
     "device_summary",
     "get_num_threads",

@@ -1,0 +1,70 @@
+// Block (lock-step) conjugate gradient for (I - alpha S) X = B, generic over the device.
+//
+// All C columns advance together through shared SpMMs, each with its own step size and
+// direction update, so the iterates are those of C independent CG solves from X = 0 (the
+// sequence scipy.sparse.linalg.cg follows). Per-column scalars live on the host; `Ops`
+// supplies the O(n C) work:
+//   copy(from, to), zero(m)                       whole [n, C] matrices
+//   column_dots(a, b, std::vector<double>&)       sum_i a[i,c] b[i,c], deterministic
+//   apply(p, q)                                   q = p - alpha S p
+//   advance(x, r, p, q, steps)                    x += step_c p, r -= step_c q
+//   redirect(p, r, betas)                         p = r + beta_c p
+//   write_results(iterations, residuals)          per-column outputs
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "sparse/sparse.h"
+
+namespace clipadapt::sparse {
+
+template <typename Ops>
+void block_conjugate_gradient(const ConjugateGradientProblem& p, Ops& ops) {
+  const auto columns = static_cast<size_t>(p.b.cols);
+  auto& x = ops.solution();
+  auto& r = ops.residual();
+  auto& direction = ops.direction();
+  auto& product = ops.product();
+  std::vector<double> b_norm(columns), rr(columns), rr_next(columns), pq(columns), steps(columns), betas(columns);
+  std::vector<int64_t> iterations(columns, 0);
+  std::vector<char> active(columns);
+
+  ops.zero(x);
+  ops.copy(ops.rhs(), r);
+  ops.column_dots(r, r, rr);
+  for (size_t c = 0; c < columns; ++c) {
+    b_norm[c] = std::sqrt(rr[c]);
+    active[c] = b_norm[c] > 0.0 && std::sqrt(rr[c]) > p.tol * b_norm[c];
+  }
+  ops.copy(r, direction);
+  for (int64_t iteration = 0; iteration < p.max_iter; ++iteration) {
+    bool any_active = false;
+    for (size_t c = 0; c < columns; ++c) any_active = any_active || active[c];
+    if (!any_active) break;
+    ops.apply(direction, product);
+    ops.column_dots(direction, product, pq);
+    for (size_t c = 0; c < columns; ++c) {
+      if (active[c] && !(pq[c] > 0.0)) active[c] = 0;  // breakdown: the operator is not positive definite
+      steps[c] = active[c] ? rr[c] / pq[c] : 0.0;
+    }
+    ops.advance(x, r, direction, product, steps);
+    ops.column_dots(r, r, rr_next);
+    for (size_t c = 0; c < columns; ++c) {
+      if (!active[c]) {
+        betas[c] = 0.0;
+        continue;
+      }
+      ++iterations[c];
+      betas[c] = rr_next[c] / rr[c];
+      rr[c] = rr_next[c];
+      active[c] = std::sqrt(rr[c]) > p.tol * b_norm[c];
+    }
+    ops.redirect(direction, r, betas);
+  }
+  std::vector<double> residuals(columns);
+  for (size_t c = 0; c < columns; ++c) residuals[c] = b_norm[c] > 0.0 ? std::sqrt(rr[c]) / b_norm[c] : 0.0;
+  ops.write_results(iterations, residuals);
+}
+
+}  // namespace clipadapt::sparse

@@ -1,0 +1,329 @@
+"""Label propagation on a k-NN graph (contract: primitives.md §2).
+
+The graph is the exact k-NN graph of the features; its kernel affinities are symmetrised and
+normalised into a sparse CSR matrix S on the device of the data, and (I - alpha S) F = Y is
+solved for all classes at once by block conjugate gradient. No n x n dense matrix is formed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from clipadapt import _native
+from clipadapt._native import _core
+from clipadapt.knn import KnnGraph, _to_numpy, knn_graph
+
+Kernel = Literal["shifted_cosine", "cosine_power"]
+Symmetrize = Literal["mean", "sum"]
+Precision = Literal["float64", "float32"]
+_KERNELS = ("shifted_cosine", "cosine_power")
+_SYMMETRIZE = ("mean", "sum")
+_PRECISIONS = ("float64", "float32")
+
+
+@dataclass(frozen=True)
+class CsrMatrix:
+    """A square sparse matrix in CSR form, arrays in the library and on the device they were built on.
+
+    Attributes:
+        indptr: int64 [n + 1] row starts.
+        indices: int64 [nnz] column ids, increasing within each row.
+        values: float32 or float64 [nnz].
+        shape: (n, n).
+        degrees: float64 [n] row sums of the unnormalised affinity W, or None.
+    """
+
+    indptr: Any
+    indices: Any
+    values: Any
+    shape: tuple[int, int]
+    degrees: Any = None
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def dtype(self) -> str:
+        return _native.as_input(self.values, "values", ndim=1, dtypes=_PRECISIONS).dtype
+
+    def to_scipy(self) -> Any:
+        """A ``scipy.sparse.csr_matrix`` (copied to the host)."""
+        import scipy.sparse
+
+        return scipy.sparse.csr_matrix(
+            (_to_numpy(self.values), _to_numpy(self.indices), _to_numpy(self.indptr)), shape=self.shape)
+
+    def to_torch(self) -> Any:
+        """A ``torch.sparse_csr_tensor`` on the arrays' device (shares memory where torch can)."""
+        import torch
+
+        return torch.sparse_csr_tensor(torch.as_tensor(self.indptr), torch.as_tensor(self.indices),
+                                       torch.as_tensor(self.values), size=self.shape, check_invariants=False)
+
+    @classmethod
+    def from_scipy(cls, matrix: Any, dtype: Precision = "float64") -> "CsrMatrix":
+        """Wraps a scipy sparse matrix (converted to CSR with sorted int64 indices) as numpy arrays."""
+        csr = matrix.tocsr()
+        csr.sum_duplicates()
+        csr.sort_indices()
+        return cls(indptr=csr.indptr.astype(np.int64), indices=csr.indices.astype(np.int64),
+                   values=csr.data.astype(dtype), shape=tuple(int(s) for s in csr.shape))
+
+
+def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name}: unknown value {value!r}; use one of {', '.join(allowed)}")
+    return value
+
+
+def affinity(graph: KnnGraph, *, kernel: Kernel = "shifted_cosine", gamma: float = 1.0,
+             symmetrize: Symmetrize = "mean", normalize: bool = True, dtype: Precision = "float64") -> CsrMatrix:
+    """The symmetric, normalised affinity S = D^-1/2 W D^-1/2 of a k-NN graph, as CSR.
+
+    a_ij = ((1 + cos_ij) / 2) ** gamma (``"shifted_cosine"``, ReCLIP) or max(cos_ij, 0) ** gamma
+    (``"cosine_power"``, Iscen et al. use gamma = 3) on each edge; W = (A + A^T) / 2 (``"mean"``)
+    or A + A^T (``"sum"``), duplicate edges summed, zero diagonal. A node of degree 0 gets an
+    empty row (no NaN). Built on the device that holds the graph.
+
+    Args:
+        graph: a cosine (or inner-product, on unit rows) :class:`KnnGraph` with n nodes, k edges each.
+        normalize: False returns W itself.
+        dtype: value dtype of the result.
+
+    Returns:
+        :class:`CsrMatrix` [n, n] with ``degrees`` (float64 [n], row sums of W).
+    """
+    if graph.metric not in ("cosine", "ip"):
+        raise ValueError(f"graph: affinities need cosine similarities, got a {graph.metric!r} graph; "
+                         "build it with metric='cosine'")
+    _choice(kernel, "kernel", _KERNELS)
+    _choice(symmetrize, "symmetrize", _SYMMETRIZE)
+    _choice(dtype, "dtype", _PRECISIONS)
+    if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"gamma: must be a finite number > 0, got {gamma!r}")
+    neighbors = _native.as_input(graph.indices, "graph.indices", dtypes=("int64",))
+    similarities = _native.as_input(graph.scores, "graph.scores", dtypes=("float32",))
+    _native.require_same_device(neighbors, "graph.indices", similarities, "graph.scores")
+    n, k = neighbors.shape
+    indptr = _native.empty(neighbors, (n + 1,), "int64")
+    indices = _native.empty(neighbors, (2 * n * k,), "int64")
+    values = _native.empty(neighbors, (2 * n * k,), dtype)
+    degrees = _native.empty(neighbors, (n,), "float64")
+    stream = _native.current_stream(neighbors)
+    capsule = _native.capsule
+    nnz = _core.affinity_into(capsule(neighbors.value, stream), capsule(similarities.value, stream), kernel,
+                              float(gamma), symmetrize, bool(normalize), capsule(indptr, stream),
+                              capsule(indices, stream), capsule(values, stream), capsule(degrees, stream), stream)
+    return CsrMatrix(indptr=indptr, indices=indices[:nnz], values=values[:nnz], shape=(n, n), degrees=degrees)
+
+
+def _csr_capsules(matrix: CsrMatrix, stream: int) -> tuple[Any, Any, Any]:
+    return (_native.capsule(matrix.indptr, stream), _native.capsule(matrix.indices, stream),
+            _native.capsule(matrix.values, stream))
+
+
+def _as_csr(matrix: Any) -> CsrMatrix:
+    if isinstance(matrix, CsrMatrix):
+        return matrix
+    if hasattr(matrix, "tocsr"):
+        return CsrMatrix.from_scipy(matrix)
+    raise TypeError(f"S: expected a clipadapt CsrMatrix or a scipy sparse matrix, got {type(matrix).__name__}")
+
+
+def _dense_operand(values: Any, name: str, matrix: CsrMatrix) -> _native.Array:
+    dense = _native.as_input(values, name, dtypes=_PRECISIONS)
+    if dense.dtype != matrix.dtype:
+        raise TypeError(f"{name}: dtype {dense.dtype} differs from S ({matrix.dtype}); cast it to {matrix.dtype}")
+    if dense.shape[0] != matrix.shape[1]:
+        raise ValueError(f"{name}: has {dense.shape[0]} rows but S is {matrix.shape[0]} x {matrix.shape[1]}")
+    _native.require_same_device(_native.as_input(matrix.indices, "S.indices", ndim=1, dtypes=("int64",)), "S",
+                                dense, name)
+    return dense
+
+
+def spmm(matrix: CsrMatrix, x: Any) -> Any:
+    """S @ X for CSR S [n, m] and dense X [m, C] of the same float dtype and device; returns [n, C]."""
+    matrix = _as_csr(matrix)
+    dense = _dense_operand(x, "X", matrix)
+    out = _native.empty(dense, (matrix.shape[0], dense.shape[1]), dense.dtype)
+    stream = _native.current_stream(dense)
+    _core.spmm_into(*_csr_capsules(matrix, stream), matrix.shape[0], matrix.shape[1],
+                    _native.capsule(dense.value, stream), None, _native.capsule(out, stream), 1.0, 0.0, stream)
+    return out
+
+
+@dataclass(frozen=True)
+class ConjugateGradientResult:
+    """Block CG output: ``solution`` [n, C], ``iterations`` int64 [C] and ``residuals`` float64 [C]
+    (final ||r|| / ||b|| per column; 0 for an all-zero column)."""
+
+    solution: Any
+    iterations: Any
+    residuals: Any
+
+
+def _check_solver_settings(alpha: float, max_iter: int, tol: float) -> None:
+    if not (isinstance(alpha, (int, float)) and 0.0 < alpha < 1.0):
+        raise ValueError(f"alpha: must lie strictly between 0 and 1, got {alpha!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
+        raise ValueError(f"max_iter: must be an integer >= 0, got {max_iter!r}")
+    if not (isinstance(tol, (int, float)) and tol >= 0.0):
+        raise ValueError(f"tol: must be a number >= 0, got {tol!r}")
+
+
+def conjugate_gradient(matrix: CsrMatrix, y: Any, *, alpha: float = 0.99, max_iter: int = 20,
+                       tol: float = 1e-6) -> ConjugateGradientResult:
+    """Solve (I - alpha S) F = Y for every column of Y at once (block CG, lock step).
+
+    Each column gets its own step sizes, so the result equals C independent CG solves from
+    F = 0 (as ``scipy.sparse.linalg.cg`` column by column). A column stops once
+    ||r|| <= tol ||y||; all stop after ``max_iter`` iterations.
+
+    Args:
+        matrix: symmetric S [n, n] (:class:`CsrMatrix` or scipy sparse).
+        y: right-hand sides [n, C], the dtype of S's values, on S's device.
+        alpha: in (0, 1).
+    """
+    matrix = _as_csr(matrix)
+    _check_solver_settings(alpha, max_iter, tol)
+    rhs = _dense_operand(y, "Y", matrix)
+    columns = rhs.shape[1]
+    solution = _native.empty(rhs, rhs.shape, rhs.dtype)
+    iterations = _native.empty(rhs, (columns,), "int64")
+    residuals = _native.empty(rhs, (columns,), "float64")
+    stream = _native.current_stream(rhs)
+    _core.conjugate_gradient_into(*_csr_capsules(matrix, stream), matrix.shape[0], _native.capsule(rhs.value, stream),
+                                  float(alpha), int(max_iter), float(tol), _native.capsule(solution, stream),
+                                  _native.capsule(iterations, stream), _native.capsule(residuals, stream), stream)
+    return ConjugateGradientResult(solution=solution, iterations=iterations, residuals=residuals)
+
+
+@dataclass(frozen=True)
+class LabelPropagationResult:
+    """Output of :func:`label_propagation`, arrays in the library/device of the features.
+
+    Attributes:
+        scores: F [n, C] (``precision`` dtype), the solution of (I - alpha S) F = Y.
+        labels: int64 [n], argmax of each row of F (ties to the lower class).
+        confidence: float64 [n], 1 - H(p) / log C with p the row-normalised max(F, 0)
+            (0 for a row with no positive score; 1 when C = 1).
+        iterations: int64 [C] CG iterations per class.
+        residuals: float64 [C] final relative residual per class.
+        graph: the k-NN graph that was built.
+        affinity: the normalised sparse affinity S.
+    """
+
+    scores: Any
+    labels: Any
+    confidence: Any
+    iterations: Any
+    residuals: Any
+    graph: KnnGraph
+    affinity: CsrMatrix
+
+
+def label_propagation(features: Any, labels: Any, *, k: int = 20, alpha: float = 0.99,
+                      kernel: Kernel = "shifted_cosine", gamma: float = 1.0, symmetrize: Symmetrize = "mean",
+                      max_iter: int = 20, tol: float = 1e-6, precision: Precision = "float64",
+                      n_classes: int | None = None) -> LabelPropagationResult:
+    """Propagate labels over the exact k-NN graph of ``features``.
+
+    Args:
+        features: [n, d] float32/float16/bfloat16, CPU or CUDA (numpy, torch, cupy).
+        labels: int64 [n] class ids with -1 for unlabelled rows, or a dense seed matrix Y [n, C].
+            Every class 0..C-1 needs at least one labelled row.
+        k: neighbours per node (self excluded), 1 <= k < n.
+        alpha: propagation strength in (0, 1).
+        kernel, gamma, symmetrize: the affinity (see :func:`affinity`).
+        max_iter, tol: CG stopping rule per class.
+        precision: dtype of S, Y and F: "float64" (the released ReCLIP recipe solves in float64)
+            or "float32".
+        n_classes: C when ``labels`` are ids; default max(labels) + 1.
+
+    Returns:
+        :class:`LabelPropagationResult`.
+    """
+    _choice(precision, "precision", _PRECISIONS)
+    _check_solver_settings(alpha, max_iter, tol)
+    x = _native.as_input(features, "features")
+    seeds = _seed_matrix(labels, x, precision, n_classes)
+    graph = knn_graph(x.value, k, metric="cosine")
+    matrix = affinity(graph, kernel=kernel, gamma=gamma, symmetrize=symmetrize, dtype=precision)
+    solved = conjugate_gradient(matrix, seeds, alpha=alpha, max_iter=max_iter, tol=tol)
+    predicted, confidence = _argmax_and_confidence(solved.solution, x.library)
+    return LabelPropagationResult(scores=solved.solution, labels=predicted, confidence=confidence,
+                                  iterations=solved.iterations, residuals=solved.residuals, graph=graph,
+                                  affinity=matrix)
+
+
+def _namespace(library: str) -> Any:
+    if library == "torch":
+        import torch
+
+        return torch
+    if library == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def _seed_matrix(labels: Any, features: _native.Array, precision: str, n_classes: int | None) -> Any:
+    """Y [n, C] in the features' library and device: one-hot rows for labelled nodes."""
+    n = features.shape[0]
+    if getattr(labels, "ndim", None) == 2:
+        seeds = _native.as_input(labels, "labels", dtypes=("float32", "float64"))
+        if seeds.shape[0] != n:
+            raise ValueError(f"labels: has {seeds.shape[0]} rows but features has {n}")
+        _native.require_same_device(features, "features", seeds, "labels")
+        if _native.as_input(labels, "labels", dtypes=("float32", "float64")).dtype != precision:
+            raise TypeError(f"labels: seed matrix dtype must equal precision ({precision})")
+        return seeds.value
+    ids = _native.as_input(labels, "labels", ndim=1, dtypes=("int64", "int32"))
+    _native.require_same_device(features, "features", ids, "labels")
+    if ids.shape[0] != n:
+        raise ValueError(f"labels: has {ids.shape[0]} entries but features has {n} rows")
+    host = _to_numpy(ids.value).astype(np.int64)
+    if host.min(initial=0) < -1:
+        raise ValueError("labels: entries must be class ids >= 0 or -1 for unlabelled")
+    labelled = np.flatnonzero(host >= 0)
+    if labelled.size == 0:
+        raise ValueError("labels: no labelled row; give at least one row a class id >= 0")
+    classes = int(host.max()) + 1 if n_classes is None else int(n_classes)
+    if host.max() >= classes:
+        raise ValueError(f"labels: class id {int(host.max())} is out of range for n_classes={classes}")
+    missing = np.setdiff1d(np.arange(classes), host[labelled])
+    if missing.size:
+        raise ValueError(f"labels: classes {missing[:10].tolist()} have no labelled row; label at least one row "
+                         "of every class (or lower n_classes)")
+    dense = np.zeros((n, classes), dtype=precision)
+    dense[labelled, host[labelled]] = 1.0
+    xp = _namespace(features.library)
+    if features.library == "torch":
+        return xp.from_numpy(dense).to(features.value.device)
+    return xp.asarray(dense)
+
+
+def _argmax_and_confidence(scores: Any, library: str) -> tuple[Any, Any]:
+    """Row argmax (first maximum) and 1 - H(p)/log C with p = normalised max(F, 0)."""
+    xp = _namespace(library)
+    columns = scores.shape[1]
+    if library == "torch":
+        predicted = scores.argmax(dim=1)
+        positive = scores.clamp(min=0).double()
+        totals = positive.sum(dim=1, keepdim=True)
+    else:
+        predicted = scores.argmax(axis=1).astype(np.int64)
+        positive = xp.maximum(scores, 0).astype(np.float64)
+        totals = positive.sum(axis=1, keepdims=True)
+    if columns == 1:
+        return predicted, xp.ones_like(totals[:, 0])
+    p = positive / xp.where(totals > 0, totals, 1.0)
+    logs = xp.log(xp.where(p > 0, p, 1.0))
+    entropy = -(p * logs).sum(1)
+    confidence = xp.where(totals[:, 0] > 0, 1.0 - entropy / math.log(columns), 0.0)
+    return predicted, confidence
