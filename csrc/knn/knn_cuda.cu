@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "core/cuda_check.h"
+#include "core/cuda_memory.h"
 #include "core/errors.h"
 #include "knn/knn.h"
 #include "knn/topk_rules.h"
@@ -324,38 +325,7 @@ __global__ void write_sorted_prefix(const float* sorted_keys, const int32_t* sor
   }
 }
 
-int grid_for(int64_t work) { return static_cast<int>(std::min<int64_t>((work + 255) / 256, 65535) + (work == 0)); }
-
 // ---- Host side -----------------------------------------------------------------------------
-
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    CLIPADAPT_CUDA_CHECK(cudaGetDevice(&previous_));
-    if (device != previous_) CLIPADAPT_CUDA_CHECK(cudaSetDevice(device));
-  }
-  ~DeviceGuard() { (void)cudaSetDevice(previous_); }
-
- private:
-  int previous_ = 0;
-};
-
-// Stream-ordered scratch memory, freed on the same stream.
-template <typename T>
-class Scratch {
- public:
-  Scratch(int64_t count, cudaStream_t stream) : stream_(stream) {
-    CLIPADAPT_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&data_), std::max<int64_t>(count, 1) * sizeof(T), stream));
-  }
-  ~Scratch() { (void)cudaFreeAsync(data_, stream_); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  T* get() const { return data_; }
-
- private:
-  T* data_ = nullptr;
-  cudaStream_t stream_;
-};
 
 template <typename T>
 __global__ void row_terms_kernel(const T* values, int64_t rows, int64_t dim, Metric metric, float* terms) {
@@ -413,7 +383,7 @@ void run_large_k(const KnnProblem& p, const Geometry& g, const KeyRule& rule, cu
       offsets.get(), offsets.get() + 1, stream));
   Scratch<unsigned char> temp(static_cast<int64_t>(temp_bytes), stream);
   allow_shared_memory(key_slab_kernel<Policy>, staging_bytes<Policy>());
-  fill_segment_offsets<<<grid_for(chunk + 1), 256, 0, stream>>>(offsets.get(), chunk, g.rows);
+  fill_segment_offsets<<<grid_for(chunk + 1), kGridStrideThreads, 0, stream>>>(offsets.get(), chunk, g.rows);
   CLIPADAPT_CUDA_CHECK_LAUNCH();
   for (int64_t first = 0; first < g.queries; first += chunk) {
     const int64_t count = std::min(chunk, g.queries - first);
@@ -422,14 +392,15 @@ void run_large_k(const KnnProblem& p, const Geometry& g, const KeyRule& rule, cu
     key_slab_kernel<Policy><<<grid, kThreads, staging_bytes<Policy>(), stream>>>(
         p.queries.as<const T>(), p.database.as<const T>(), g, first, count, rule, keys.get());
     CLIPADAPT_CUDA_CHECK_LAUNCH();
-    fill_column_indices<<<grid_for(count * g.rows), 256, 0, stream>>>(rows.get(), count * g.rows, g.rows);
+    fill_column_indices<<<grid_for(count * g.rows), kGridStrideThreads, 0, stream>>>(rows.get(), count * g.rows,
+                                                                                      g.rows);
     CLIPADAPT_CUDA_CHECK_LAUNCH();
     CLIPADAPT_CUDA_CHECK(cub::DeviceSegmentedSort::StableSortPairsDescending(
         temp.get(), temp_bytes, keys.get(), sorted_keys.get(), rows.get(), sorted_rows.get(), count * g.rows, count,
         offsets.get(), offsets.get() + 1, stream));
-    write_sorted_prefix<<<grid_for(count * p.k), 256, 0, stream>>>(sorted_keys.get(), sorted_rows.get(), first, count,
-                                                                   g.rows, static_cast<int>(p.k), p.metric,
-                                                                   p.scores.as<float>(), p.indices.as<int64_t>());
+    write_sorted_prefix<<<grid_for(count * p.k), kGridStrideThreads, 0, stream>>>(
+        sorted_keys.get(), sorted_rows.get(), first, count, g.rows, static_cast<int>(p.k), p.metric,
+        p.scores.as<float>(), p.indices.as<int64_t>());
     CLIPADAPT_CUDA_CHECK_LAUNCH();
   }
 }
