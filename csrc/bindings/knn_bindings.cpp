@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "bindings/dispatch.h"
 #include "bindings/dlpack_capsule.h"
 #include "core/errors.h"
 #include "knn/knn.h"
@@ -10,7 +11,6 @@
 namespace py = pybind11;
 
 namespace clipadapt::bindings {
-namespace {
 
 knn::Metric parse_metric(const std::string& metric) {
   if (metric == "cosine") return knn::Metric::Cosine;
@@ -18,6 +18,8 @@ knn::Metric parse_metric(const std::string& metric) {
   if (metric == "l2") return knn::Metric::L2;
   throw InvalidArgument("metric: unknown metric '" + metric + "'; use 'cosine', 'ip' or 'l2'");
 }
+
+namespace {
 
 knn::Precision parse_precision(const std::string& precision) {
   if (precision == "exact") return knn::Precision::Exact;
@@ -47,16 +49,7 @@ void knn_into(const py::capsule& queries, const py::capsule& database, int64_t k
   }
   knn::validate(problem);
 
-  py::gil_scoped_release release;
-  if (problem.queries.device.kind == DeviceKind::CPU) {
-    knn::knn_cpu(problem);
-    return;
-  }
-#ifdef CLIPADAPT_WITH_CUDA
-  knn::knn_cuda(problem);
-#else
-  throw InvalidArgument("queries: CUDA arrays given but clipadapt was built without CUDA; reinstall with nvcc on PATH");
-#endif
+  dispatch(problem, problem.queries, &knn::knn_cpu, CLIPADAPT_CUDA_KERNEL(knn::knn_cuda));
 }
 
 }  // namespace

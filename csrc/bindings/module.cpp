@@ -13,6 +13,7 @@ namespace py = pybind11;
 namespace clipadapt::bindings {
 void register_knn(py::module_& m);
 void register_sparse(py::module_& m);
+void register_kmeans(py::module_& m);
 }
 
 namespace {
@@ -79,4 +80,5 @@ PYBIND11_MODULE(_core, m) {
         "Whether a DLPack float array holds NaN or Inf.");
   clipadapt::bindings::register_knn(m);
   clipadapt::bindings::register_sparse(m);
+  clipadapt::bindings::register_kmeans(m);
 }

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "bindings/dispatch.h"
 #include "bindings/dlpack_capsule.h"
 #include "core/errors.h"
 #include "sparse/sparse.h"
@@ -37,22 +38,6 @@ sparse::Csr csr_from(const py::capsule& indptr, const py::capsule& indices, cons
   return csr;
 }
 
-bool on_cuda(const Matrix& m) { return m.device.kind == DeviceKind::CUDA; }
-
-// Runs the CPU or CUDA kernel of a problem without the GIL.
-template <typename Problem, typename Result>
-Result dispatch(const Problem& problem, const Matrix& first, Result (*cpu)(const Problem&),
-                Result (*cuda)(const Problem&)) {
-  py::gil_scoped_release release;
-  if (!on_cuda(first)) return cpu(problem);
-#ifdef CLIPADAPT_WITH_CUDA
-  return cuda(problem);
-#else
-  (void)cuda;
-  throw InvalidArgument("CUDA arrays given but clipadapt was built without CUDA; reinstall with nvcc on PATH");
-#endif
-}
-
 int64_t affinity_into(const py::capsule& neighbors, const py::capsule& similarities, const std::string& kernel,
                       double gamma, const std::string& symmetrize, bool normalize, const py::capsule& indptr,
                       const py::capsule& indices, const py::capsule& values, const py::capsule& degrees,
@@ -71,7 +56,7 @@ int64_t affinity_into(const py::capsule& neighbors, const py::capsule& similarit
   require_same_device(problem.neighbors, "graph.indices", problem.similarities, "graph.scores");
   require_same_device(problem.neighbors, "graph.indices", problem.out.indptr, "out");
   sparse::validate(problem);
-  return dispatch(problem, problem.neighbors, &sparse::affinity_cpu, &sparse::affinity_cuda);
+  return dispatch(problem, problem.neighbors, &sparse::affinity_cpu, CLIPADAPT_CUDA_KERNEL(sparse::affinity_cuda));
 }
 
 void spmm_into(const py::capsule& indptr, const py::capsule& indices, const py::capsule& values, int64_t rows,
@@ -88,7 +73,7 @@ void spmm_into(const py::capsule& indptr, const py::capsule& indices, const py::
   require_same_device(problem.a.indptr, "S", problem.x, "X");
   require_same_device(problem.a.indptr, "S", problem.out, "out");
   sparse::validate(problem);
-  dispatch(problem, problem.x, &sparse::spmm_cpu, &sparse::spmm_cuda);
+  dispatch(problem, problem.x, &sparse::spmm_cpu, CLIPADAPT_CUDA_KERNEL(sparse::spmm_cuda));
 }
 
 void conjugate_gradient_into(const py::capsule& indptr, const py::capsule& indices, const py::capsule& values,
@@ -108,7 +93,7 @@ void conjugate_gradient_into(const py::capsule& indptr, const py::capsule& indic
   require_same_device(problem.s.indptr, "S", problem.b, "Y");
   require_same_device(problem.s.indptr, "S", problem.x, "x");
   sparse::validate(problem);
-  dispatch(problem, problem.b, &sparse::conjugate_gradient_cpu, &sparse::conjugate_gradient_cuda);
+  dispatch(problem, problem.b, &sparse::conjugate_gradient_cpu, CLIPADAPT_CUDA_KERNEL(sparse::conjugate_gradient_cuda));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "core/half.h"
 #include "core/parallel.h"
 #include "knn/knn.h"
+#include "knn/topk_heap.h"
 #include "knn/topk_rules.h"
 
 namespace clipadapt::knn {
@@ -23,29 +24,6 @@ constexpr int64_t kQueryTile = 512;
 constexpr int64_t kDatabaseTile = 512;  // 512 x 512 keys = 1 MiB, stays in L2
 // Bound on one thread's heap storage, so a large k shrinks the query tile instead.
 constexpr int64_t kHeapBytesPerThread = int64_t(64) << 20;
-
-struct Candidate {
-  float key;
-  int64_t index;
-};
-
-inline bool better(const Candidate& a, const Candidate& b) {
-  return ranks_before(a.key, a.index, b.key, b.index);
-}
-
-// Binary heap of k candidates with the worst one at the root.
-void replace_worst(Candidate* heap, int64_t k, Candidate incoming) {
-  int64_t hole = 0;
-  while (true) {
-    int64_t child = 2 * hole + 1;
-    if (child >= k) break;
-    if (child + 1 < k && better(heap[child], heap[child + 1])) ++child;  // the worse child
-    if (!better(incoming, heap[child])) break;
-    heap[hole] = heap[child];
-    hole = child;
-  }
-  heap[hole] = incoming;
-}
 
 void ensure_single_threaded_blas() {
   // Parallelism comes from OpenMP over tiles; BLAS calls inside a tile must not spawn threads.
@@ -159,10 +137,7 @@ void offer_row(const float* keys, int64_t count, int64_t first_index, Candidate*
     int reaches = 0;
     for (int64_t j = start; j < stop; ++j) reaches |= keys[j] >= worst;
     if (!reaches) continue;
-    for (int64_t j = start; j < stop; ++j) {
-      const Candidate candidate{keys[j], first_index + j};
-      if (better(candidate, heap[0])) replace_worst(heap, k, candidate);
-    }
+    for (int64_t j = start; j < stop; ++j) offer(heap, k, Candidate{keys[j], first_index + j});
   }
 }
 
@@ -171,7 +146,8 @@ void offer_row(const float* keys, int64_t count, int64_t first_index, Candidate*
 void search_slice(const KnnProblem& p, const Terms& terms, int64_t q0, int64_t qn, int64_t begin,
                   int64_t end, Workspace& ws) {
   const int64_t d = p.queries.cols, k = p.k;
-  ws.heaps.assign(qn * k, Candidate{-INFINITY, kEmptyIndex});
+  ws.heaps.resize(qn * k);
+  reset_heap(ws.heaps.data(), qn * k);
   ws.keys.resize(qn * kDatabaseTile);
   const float* q = rows_for_blas(p.queries, q0, qn, ws.query_rows);
   for (int64_t x0 = begin; x0 < end; x0 += kDatabaseTile) {
@@ -188,14 +164,8 @@ void search_slice(const KnnProblem& p, const Terms& terms, int64_t q0, int64_t q
   }
 }
 
-void write_rows(const KnnProblem& p, int64_t query, Candidate* best, int64_t count) {
-  std::sort(best, best + count, better);
-  float* scores = p.scores.as<float>() + query * p.k;
-  int64_t* indices = p.indices.as<int64_t>() + query * p.k;
-  for (int64_t j = 0; j < p.k; ++j) {
-    scores[j] = score_from_key(best[j].key, p.metric);
-    indices[j] = reported_index(best[j].index);
-  }
+void write_rows(const KnnProblem& p, int64_t query, Candidate* best) {
+  write_sorted(best, p.k, p.metric, p.scores.as<float>() + query * p.k, p.indices.as<int64_t>() + query * p.k);
 }
 
 // One work item: a query tile against one database slice.
@@ -210,7 +180,7 @@ void search_item(const KnnProblem& p, const Terms& terms, const Plan& plan, int6
   for (int64_t r = 0; r < qn; ++r) {
     Candidate* heap = ws.heaps.data() + r * k;
     if (plan.slices == 1) {
-      write_rows(p, q0 + r, heap, k);
+      write_rows(p, q0 + r, heap);
     } else {
       std::copy(heap, heap + k, parked.data() + ((q0 + r) * plan.slices + slice) * k);
     }
@@ -247,7 +217,7 @@ void knn_cpu(const KnnProblem& p) {
       for (int64_t query = 0; query < p.queries.rows; ++query) {
         Candidate* all = parked.data() + query * plan.slices * k;
         std::partial_sort(all, all + k, all + plan.slices * k, better);
-        write_rows(p, query, all, k);
+        write_rows(p, query, all);
       }
     }
   }

@@ -4,6 +4,8 @@ Arrays in, arrays out: numpy, torch and cupy arrays (or any DLPack producer) are
 and results come back in the same library and on the same device.
 """
 from clipadapt.device import cuda_available, device_summary, get_num_threads, set_num_threads
+from clipadapt.ivf import IVFIndex
+from clipadapt.kmeans import KMeansResult, assign, kmeans, paired_kmeans
 from clipadapt.knn import KnnGraph, knn, knn_graph
 from clipadapt.label_propagation import (ConjugateGradientResult, CsrMatrix, LabelPropagationResult, affinity,
                                          conjugate_gradient, label_propagation, spmm)
@@ -11,15 +13,20 @@ from clipadapt.label_propagation import (ConjugateGradientResult, CsrMatrix, Lab
 __all__ = [
     "ConjugateGradientResult",
     "CsrMatrix",
+    "IVFIndex",
+    "KMeansResult",
     "KnnGraph",
     "LabelPropagationResult",
     "affinity",
+    "assign",
     "conjugate_gradient",
     "label_propagation",
+    "paired_kmeans",
     "spmm",
     "cuda_available",
     "device_summary",
     "get_num_threads",
+    "kmeans",
     "knn",
     "knn_graph",
     "set_num_threads",

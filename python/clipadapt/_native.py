@@ -169,3 +169,36 @@ def check_finite(array: Array, name: str, stream: int) -> None:
     if _core.has_nonfinite(capsule(array.value, stream), stream):
         raise ValueError(f"{name}: contains NaN or Inf; clean the input (e.g. drop or impute those rows) "
                          "or pass check_finite=False to skip this check")
+
+
+def namespace(library: str) -> Any:
+    """The array module of a library name (numpy, torch or cupy)."""
+    if library == "torch":
+        import torch
+
+        return torch
+    if library == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def astype(array: Any, library: str, dtype: str, *, copy: bool = False) -> Any:
+    """``array`` cast to ``dtype`` within its own library (a copy when the dtype changes)."""
+    if library == "torch":
+        import torch
+
+        converted = array.to(getattr(torch, dtype))
+        return converted.clone() if copy and converted is array else converted
+    return array.astype(dtype, copy=copy)
+
+
+def normalize_rows(array: Any, library: str) -> Any:
+    """Rows scaled to unit L2 norm (zero rows stay zero), in the array's library."""
+    xp = namespace(library)
+    if library == "torch":
+        norms = array.norm(dim=1, keepdim=True)
+    else:
+        norms = xp.linalg.norm(array, axis=1, keepdims=True)
+    return array / xp.where(norms > 0, norms, 1.0)

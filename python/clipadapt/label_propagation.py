@@ -261,18 +261,6 @@ def label_propagation(features: Any, labels: Any, *, k: int = 20, alpha: float =
                                   affinity=matrix)
 
 
-def _namespace(library: str) -> Any:
-    if library == "torch":
-        import torch
-
-        return torch
-    if library == "cupy":
-        import cupy
-
-        return cupy
-    return np
-
-
 def _seed_matrix(labels: Any, features: _native.Array, precision: str, n_classes: int | None) -> Any:
     """Y [n, C] in the features' library and device: one-hot rows for labelled nodes."""
     n = features.shape[0]
@@ -303,7 +291,7 @@ def _seed_matrix(labels: Any, features: _native.Array, precision: str, n_classes
                          "of every class (or lower n_classes)")
     dense = np.zeros((n, classes), dtype=precision)
     dense[labelled, host[labelled]] = 1.0
-    xp = _namespace(features.library)
+    xp = _native.namespace(features.library)
     if features.library == "torch":
         return xp.from_numpy(dense).to(features.value.device)
     return xp.asarray(dense)
@@ -311,7 +299,7 @@ def _seed_matrix(labels: Any, features: _native.Array, precision: str, n_classes
 
 def _argmax_and_confidence(scores: Any, library: str) -> tuple[Any, Any]:
     """Row argmax (first maximum) and 1 - H(p)/log C with p = normalised max(F, 0)."""
-    xp = _namespace(library)
+    xp = _native.namespace(library)
     columns = scores.shape[1]
     if library == "torch":
         predicted = scores.argmax(dim=1)

@@ -1,0 +1,188 @@
+"""k-means, paired k-means and nearest-centroid assignment (contract: primitives.md §3).
+
+Assignment is the k = 1 case of the fused k-NN kernel (never an n x K matrix); the centroid
+update is a segmented reduction over rows grouped by cluster (no float atomics), so a run is
+bitwise reproducible on a given device and thread count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from clipadapt import _native
+from clipadapt._native import _core
+from clipadapt.knn import Metric, _to_numpy, knn
+
+Init = Literal["kmeans++", "random"]
+_SPHERICAL = ("cosine", "ip")
+
+
+def assign(x: Any, centroids: Any, *, metric: Metric = "cosine", check_finite: bool = True) -> tuple[Any, Any]:
+    """Nearest centroid of every row: ``(scores float32 [n], ids int64 [n])``, ties to the lower id.
+
+    ``x`` [n, d] and ``centroids`` [K, d] share dtype and device; the scores are the metric
+    values (cosine / inner product, or squared L2 distance).
+    """
+    scores, ids = knn(x, centroids, 1, metric=metric, check_finite=check_finite)
+    return scores[:, 0], ids[:, 0]
+
+
+@dataclass(frozen=True)
+class KMeansResult:
+    """Output of :func:`kmeans` / :func:`paired_kmeans`, in the library and on the device of the input.
+
+    Attributes:
+        centroids: float32 [K, d] (unit rows for the cosine and inner-product metrics).
+        assignments: int64 [n], nearest final centroid of each (assignment) row.
+        inertia: float64 [n_iter + 1]: entry i is the objective of the assignment that starts
+            iteration i, the last one that of ``assignments``. Objective: sum of squared
+            distances (l2) or of 2 - 2 score (cosine, ip: squared chordal distance on unit rows).
+        counts: int64 [K] rows per cluster in the last update (after splitting).
+        splits: empty clusters re-seeded by splitting, per iteration.
+    """
+
+    centroids: Any
+    assignments: Any
+    inertia: np.ndarray
+    counts: Any
+    splits: list[int] = field(default_factory=list)
+
+
+def kmeans(x: Any, n_clusters: int, *, n_iter: int = 20, metric: Metric = "cosine", init: Init | Any = "kmeans++",
+           seed: int = 0, max_points_per_centroid: int | None = None) -> KMeansResult:
+    """Lloyd's k-means on the rows of ``x`` [n, d] (spherical for ``"cosine"`` / ``"ip"``).
+
+    Args:
+        n_clusters: K, 1 <= K <= n.
+        n_iter: assignment + update rounds.
+        init: ``"kmeans++"`` (D^2 seeding), ``"random"`` (K distinct rows) or an array [K, d]
+            of initial centroids.
+        seed: seeds the initialisation and the sub-sample.
+        max_points_per_centroid: train on a seeded sub-sample of K * this many rows (as
+            faiss does), then assign every row.
+    """
+    return paired_kmeans(x, x, n_clusters, n_iter=n_iter, metric=metric, init=init, seed=seed,
+                         max_points_per_centroid=max_points_per_centroid)
+
+
+def paired_kmeans(assign_x: Any, update_x: Any, n_clusters: int, *, n_iter: int = 20, metric: Metric = "cosine",
+                  init: Init | Any = "kmeans++", seed: int = 0,
+                  max_points_per_centroid: int | None = None) -> KMeansResult:
+    """k-means over pairs: rows are assigned by ``assign_x`` (e.g. paired images), centroids are
+    the (renormalised) means of the matching ``update_x`` rows (e.g. captions) and live in that space.
+
+    Initial centroids are rows of ``assign_x`` (the first assignment compares them with it).
+    With ``update_x is assign_x`` this is :func:`kmeans`. Sub-sampling keeps pairs aligned.
+    Arguments as in :func:`kmeans`; ``assign_x`` and ``update_x`` are [n, d] on one device.
+    """
+    a = _native.as_input(assign_x, "assign_x")
+    u = a if update_x is assign_x else _native.as_input(update_x, "update_x")
+    _check_pair(a, u, n_clusters, n_iter)
+    stream = _native.current_stream(a)
+    _native.check_finite(a, "assign_x", stream)
+    if u is not a:
+        _native.check_finite(u, "update_x", stream)
+    train_a, train_u = _subsample(a, u, n_clusters, max_points_per_centroid, seed)
+    centroids = _initial_centroids(train_a, n_clusters, metric, init, seed)
+    inertia, splits = [], []
+    for _ in range(n_iter):
+        scores, ids = assign(train_a.value, _cast_like(centroids, train_a), metric=metric, check_finite=False)
+        inertia.append(_objective(scores, metric))
+        centroids, counts, split = _update(train_u, ids, n_clusters, metric in _SPHERICAL)
+        splits.append(split)
+    scores, assignments = assign(a.value, _cast_like(centroids, a), metric=metric, check_finite=False)
+    inertia.append(_objective(scores, metric))
+    if n_iter == 0:
+        _, offsets = _group(a, assignments, n_clusters)
+        counts = offsets[1:] - offsets[:-1]
+    return KMeansResult(centroids=centroids, assignments=assignments, inertia=np.array(inertia), counts=counts,
+                        splits=splits)
+
+
+def _check_pair(a: _native.Array, u: _native.Array, n_clusters: int, n_iter: int) -> None:
+    _native.require_same_device(a, "assign_x", u, "update_x")
+    if a.shape[0] != u.shape[0]:
+        raise ValueError(f"assign_x and update_x: rows are pairs, but they have {a.shape[0]} and {u.shape[0]} rows")
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
+        raise ValueError(f"n_clusters: must be an integer >= 1, got {n_clusters!r}")
+    if n_clusters > a.shape[0]:
+        raise ValueError(f"n_clusters: {n_clusters} exceeds the {a.shape[0]} rows; lower n_clusters or add rows")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
+        raise ValueError(f"n_iter: must be an integer >= 0, got {n_iter!r}")
+
+
+def _take_rows(array: _native.Array, rows: np.ndarray) -> Any:
+    if array.library == "torch":
+        import torch
+
+        return array.value[torch.as_tensor(rows, device=array.value.device)]
+    xp = _native.namespace(array.library)
+    return array.value[xp.asarray(rows)]
+
+
+def _subsample(a: _native.Array, u: _native.Array, n_clusters: int, max_points: int | None, seed: int):
+    if max_points is None or a.shape[0] <= n_clusters * max_points:
+        return a, u
+    rows = np.sort(np.random.default_rng([seed, 1]).choice(a.shape[0], n_clusters * max_points, replace=False))
+    sub_a = _native.as_input(_take_rows(a, rows), "assign_x")
+    return sub_a, (sub_a if u is a else _native.as_input(_take_rows(u, rows), "update_x"))
+
+
+def _initial_centroids(a: _native.Array, n_clusters: int, metric: str, init: Any, seed: int) -> Any:
+    """float32 [K, d] in a's library and device (unit rows for spherical metrics)."""
+    if isinstance(init, str):
+        if init == "random":
+            rows = np.sort(np.random.default_rng(seed).choice(a.shape[0], n_clusters, replace=False))
+        elif init == "kmeans++":
+            rows = _kmeans_plus_plus(a, n_clusters, metric, seed)
+        else:
+            raise ValueError(f"init: unknown init {init!r}; use 'kmeans++', 'random' or an array [K, d]")
+        centroids = _native.astype(_take_rows(a, rows), a.library, "float32")
+    else:
+        given = _native.as_input(init, "init")
+        _native.require_same_device(a, "assign_x", given, "init")
+        if given.shape != (n_clusters, a.shape[1]):
+            raise ValueError(f"init: expected shape ({n_clusters}, {a.shape[1]}), got {given.shape}")
+        centroids = _native.astype(given.value, given.library, "float32", copy=True)
+    if metric in _SPHERICAL:
+        centroids = _native.normalize_rows(centroids, a.library)
+    return centroids
+
+
+def _kmeans_plus_plus(a: _native.Array, n_clusters: int, metric: str, seed: int) -> np.ndarray:
+    chosen = _native.empty(a, (n_clusters,), "int64")
+    stream = _native.current_stream(a)
+    _core.kmeans_plus_plus_into(_native.capsule(a.value, stream), metric, int(seed) % 2**64,
+                                _native.capsule(chosen, stream), stream)
+    return _to_numpy(chosen)
+
+
+def _cast_like(centroids: Any, x: _native.Array) -> Any:
+    return centroids if x.dtype == "float32" else _native.astype(centroids, x.library, x.dtype)
+
+
+def _objective(scores: Any, metric: str) -> float:
+    values = _to_numpy(scores).astype(np.float64)
+    return float(values.sum() if metric == "l2" else (2.0 - 2.0 * values).sum())
+
+
+def _group(x: _native.Array, ids: Any, n_clusters: int) -> tuple[Any, Any]:
+    order = _native.empty(x, (x.shape[0],), "int64")
+    offsets = _native.empty(x, (n_clusters + 1,), "int64")
+    stream = _native.current_stream(x)
+    _core.group_by_cluster_into(_native.capsule(ids, stream), n_clusters, _native.capsule(order, stream),
+                                _native.capsule(offsets, stream), stream)
+    return order, offsets
+
+
+def _update(u: _native.Array, ids: Any, n_clusters: int, spherical: bool) -> tuple[Any, Any, int]:
+    order, offsets = _group(u, ids, n_clusters)
+    centroids = _native.empty(u, (n_clusters, u.shape[1]), "float32")
+    counts = _native.empty(u, (n_clusters,), "int64")
+    stream = _native.current_stream(u)
+    capsule = _native.capsule
+    split = _core.update_centroids_into(capsule(u.value, stream), capsule(order, stream), capsule(offsets, stream),
+                                        spherical, capsule(centroids, stream), capsule(counts, stream), stream)
+    return centroids, counts, int(split)
