@@ -4,7 +4,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from clipadapt.sklearn import LabelPropagation
+from clipadapt.sklearn import KMeans, LabelPropagation
 
 
 def test_digits_with_ten_percent_labels():
@@ -26,4 +26,20 @@ def test_digits_with_ten_percent_labels():
 
 @parametrize_with_checks([LabelPropagation(k=5)])
 def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_kmeans_estimator_on_digits():
+    digits = load_digits()
+    model = KMeans(n_clusters=10, n_iter=30, seed=0).fit(digits.data)
+    assert model.cluster_centers_.shape == (10, 64) and model.labels_.shape == (1797,)
+    np.testing.assert_array_equal(model.predict(digits.data), model.labels_)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(digits.target, model.labels_) > 0.5
+    assert model.inertia_ > 0
+
+
+@parametrize_with_checks([KMeans(n_clusters=3, n_iter=5)])
+def test_kmeans_estimator_checks(estimator, check):
     check(estimator)

@@ -4,10 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, ClusterMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from clipadapt.kmeans import assign, kmeans
 from clipadapt.knn import knn
 from clipadapt.label_propagation import label_propagation
 
@@ -88,3 +89,41 @@ class LabelPropagation(ClassifierMixin, BaseEstimator):
         """The most probable class of each row of X (ties to the first class)."""
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class KMeans(ClusterMixin, BaseEstimator):
+    """k-means clustering on the clipadapt kernels (``fit``, ``predict``, ``cluster_centers_``,
+    ``labels_``, ``inertia_``), like scikit-learn's ``KMeans``.
+
+    Parameters:
+        n_clusters: number of clusters.
+        n_iter: Lloyd iterations.
+        metric: "l2" (scikit-learn's objective), or "cosine" / "ip" for spherical k-means.
+        init: "kmeans++", "random" or an array [n_clusters, n_features].
+        seed: random seed of the initialisation.
+    """
+
+    def __init__(self, n_clusters: int = 8, n_iter: int = 20, metric: str = "l2", init: Any = "kmeans++",
+                 seed: int = 0):
+        self.n_clusters = n_clusters
+        self.n_iter = n_iter
+        self.metric = metric
+        self.init = init
+        self.seed = seed
+
+    def fit(self, X: Any, y: Any = None) -> "KMeans":
+        """Cluster X [n_samples, n_features]."""
+        X = validate_data(self, X, dtype=np.float32)
+        init = self.init if isinstance(self.init, str) else np.asarray(self.init, dtype=np.float32)
+        result = kmeans(X, self.n_clusters, n_iter=self.n_iter, metric=self.metric, init=init, seed=self.seed)
+        self.cluster_centers_ = result.centroids
+        self.labels_ = result.assignments
+        self.inertia_ = float(result.inertia[-1])
+        self.n_iter_ = self.n_iter
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Index of the nearest cluster centre of each row (ties to the lower index)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return assign(X, self.cluster_centers_, metric=self.metric)[1]

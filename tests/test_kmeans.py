@@ -1,0 +1,181 @@
+"""assign, kmeans, paired_kmeans and IVFIndex on the CPU against float64 NumPy references."""
+import numpy as np
+import pytest
+import torch
+
+import clipadapt
+from clipadapt.bench.data import synthetic_clip
+from knn_oracle import score_matrix
+
+
+def blobs(n=3000, d=24, classes=20, seed=0):
+    return synthetic_clip(n, d, n_classes=classes, noise=0.8, seed=seed)[0]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_assign_equals_float64_brute_force(metric):
+    x = blobs()
+    centroids = np.concatenate([x[:40], x[:5]])  # rows 40-44 duplicate 0-4: ties go to the lower id
+    scores, ids = clipadapt.assign(x, centroids, metric=metric)
+    full = score_matrix(x.astype(np.float64), centroids.astype(np.float64), metric)
+    want = full.argmin(1) if metric == "l2" else full.argmax(1)  # first extremum: the lower index
+    best = np.take_along_axis(full, want[:, None], 1)[:, 0]
+    chosen = np.take_along_axis(full, ids[:, None], 1)[:, 0]
+    assert ids.dtype == np.int64 and scores.shape == (3000,)
+    np.testing.assert_allclose(chosen, best, atol=1e-5)  # any other choice is a float32 near-tie
+    assert np.mean(ids == want) > 0.999
+    assert not np.any(ids >= 40), "a duplicate centroid must lose the tie to its lower index"
+
+
+def numpy_iteration(assign_x, update_x, centroids, metric):
+    full = score_matrix(assign_x.astype(np.float64), centroids.astype(np.float64), metric)
+    ids = full.argmin(1) if metric == "l2" else full.argmax(1)
+    means = np.stack([update_x[ids == c].astype(np.float64).mean(0) for c in range(len(centroids))])
+    if metric != "l2":
+        means /= np.linalg.norm(means, axis=1, keepdims=True)
+    return ids, means
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_one_iteration_equals_numpy(metric):
+    x = blobs()
+    init = x[::150].copy()  # 20 rows, one per few hundred
+    result = clipadapt.kmeans(x, 20, n_iter=1, metric=metric, init=init)
+    _, want = numpy_iteration(x, x, init / (np.linalg.norm(init, axis=1, keepdims=True) if metric != "l2" else 1), metric)
+    np.testing.assert_allclose(result.centroids, want, rtol=1e-5, atol=2e-6)
+    assert result.splits == [0] and result.inertia.shape == (2,)
+
+
+def test_paired_kmeans_with_the_same_array_equals_kmeans():
+    x = blobs()
+    single = clipadapt.kmeans(x, 16, n_iter=5, seed=3)
+    paired = clipadapt.paired_kmeans(x, x.copy(), 16, n_iter=5, seed=3)
+    np.testing.assert_array_equal(single.centroids, paired.centroids)
+    np.testing.assert_array_equal(single.assignments, paired.assignments)
+    np.testing.assert_array_equal(single.inertia, paired.inertia)
+
+
+def test_paired_centroids_are_means_of_the_update_rows():
+    images = blobs(seed=1)
+    captions = synthetic_clip(3000, 24, n_classes=20, modality="text", noise=0.8, seed=1)[0]
+    init = images[:12].copy()
+    result = clipadapt.paired_kmeans(images, captions, 12, n_iter=1, init=init)
+    ids, want = numpy_iteration(images, captions, init / np.linalg.norm(init, axis=1, keepdims=True), "cosine")
+    np.testing.assert_allclose(result.centroids, want, rtol=1e-5, atol=2e-6)
+    np.testing.assert_array_equal(result.counts, np.bincount(ids, minlength=12))
+
+
+def test_empty_cluster_is_split_from_the_largest():
+    x = blobs()
+    init = np.concatenate([x[:5], -x[:1] * 0 + 100.0])  # centroid 5 is far from everything (l2)
+    result = clipadapt.kmeans(x, 6, n_iter=1, metric="l2", init=init)
+    assert result.splits == [1]
+    counts = result.counts
+    assert counts.sum() == 3000 and counts[5] > 0
+    largest_before = np.bincount(numpy_iteration(x, x, init, "l2")[0], minlength=6).argmax()
+    ratio = result.centroids[5] / result.centroids[largest_before]
+    np.testing.assert_allclose(ratio[::2], (1 + 1 / 1024) / (1 - 1 / 1024), rtol=1e-5)
+    np.testing.assert_allclose(ratio[1::2], (1 - 1 / 1024) / (1 + 1 / 1024), rtol=1e-5)
+
+
+def test_kmeans_is_reproducible_and_improves():
+    x = torch.from_numpy(blobs())
+    first = clipadapt.kmeans(x, 20, n_iter=8, seed=7)
+    again = clipadapt.kmeans(x, 20, n_iter=8, seed=7)
+    other = clipadapt.kmeans(x, 20, n_iter=8, seed=8)
+    assert isinstance(first.centroids, torch.Tensor) and isinstance(first.assignments, torch.Tensor)
+    assert torch.equal(first.centroids, again.centroids)
+    assert not torch.equal(first.centroids, other.centroids)
+    assert np.all(np.diff(first.inertia) <= 1e-3 * first.inertia[0])  # Lloyd never increases the objective
+    np.testing.assert_allclose(torch.linalg.norm(first.centroids, dim=1).numpy(), 1.0, rtol=1e-6)
+
+
+def test_kmeans_plus_plus_spreads_its_seeds_over_the_clusters():
+    x, labels = synthetic_clip(3000, 24, n_classes=10, noise=0.05, seed=0)
+
+    def classes_covered(init, seed):
+        centroids = clipadapt.kmeans(x, 10, n_iter=0, init=init, seed=seed).centroids
+        rows = clipadapt.knn(centroids, x, 1)[1][:, 0]  # the seeds are rows of x
+        return len(set(labels[rows]))
+
+    seeded = [classes_covered("kmeans++", seed) for seed in range(5)]
+    random = [classes_covered("random", seed) for seed in range(5)]
+    assert min(seeded) >= 9 and np.mean(seeded) > np.mean(random)
+    assert classes_covered("kmeans++", 3) == seeded[3]  # deterministic given the seed
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_kmeans_half_precision_input(dtype):
+    x = blobs().astype(dtype)
+    result = clipadapt.kmeans(x, 10, n_iter=3)
+    assert result.centroids.dtype == np.float32 and result.assignments.shape == (3000,)
+
+
+def test_subsampling_keeps_pairs_aligned():
+    images = blobs(seed=2)
+    result = clipadapt.paired_kmeans(images, images.copy(), 10, n_iter=3, max_points_per_centroid=50)
+    full = clipadapt.kmeans(images, 10, n_iter=3, max_points_per_centroid=50)
+    np.testing.assert_array_equal(result.centroids, full.centroids)
+    assert result.assignments.shape == (3000,)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_ivf_with_every_list_probed_equals_exact_search(metric):
+    x = blobs()
+    centroids = clipadapt.kmeans(x, 30, n_iter=3, metric=metric).centroids
+    index = clipadapt.IVFIndex(centroids, metric=metric).add(x)
+    assert index.ntotal == 3000 and index.list_sizes().sum() == 3000
+    queries = blobs(n=200, seed=9)
+    scores, ids = index.search(queries, 10, nprobe=30)
+    want_scores, want_ids = clipadapt.knn(queries, x, 10, metric=metric)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-5)
+
+
+def test_ivf_probing_fewer_lists_is_a_subset_and_save_load_round_trips(tmp_path):
+    x = blobs()
+    index = clipadapt.IVFIndex(clipadapt.kmeans(x, 30, n_iter=3).centroids)
+    index.add(x[:2000], ids=np.arange(2000, dtype=np.int64) * 10).add(x[2000:], ids=np.arange(2000, 3000) * 10)
+    scores, ids = index.search(x[:50], 5, nprobe=2)
+    assert np.all(ids % 10 == 0) and np.all(ids[:, 0] == np.arange(50) * 10)  # each row finds itself
+    index.save(tmp_path / "index.npz")
+    loaded = clipadapt.IVFIndex.load(tmp_path / "index.npz")
+    again_scores, again_ids = loaded.search(x[:50], 5, nprobe=2)
+    np.testing.assert_array_equal(again_ids, ids)
+    np.testing.assert_array_equal(again_scores, scores)
+    np.testing.assert_array_equal(loaded.list_sizes(), index.list_sizes())
+
+
+def test_ivf_adds_from_a_npy_file(tmp_path):
+    x = blobs()
+    np.save(tmp_path / "rows.npy", x)
+    centroids = clipadapt.kmeans(x, 10, n_iter=2).centroids
+    from_file = clipadapt.IVFIndex(centroids).add(str(tmp_path / "rows.npy"))
+    in_memory = clipadapt.IVFIndex(centroids).add(x)
+    np.testing.assert_array_equal(from_file.search(x[:20], 4, 3)[1], in_memory.search(x[:20], 4, 3)[1])
+
+
+X = blobs(n=100)
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda: clipadapt.kmeans(X, 101), ValueError, "n_clusters: 101 exceeds the 100 rows"),
+    (lambda: clipadapt.kmeans(X, 0), ValueError, "n_clusters: must be an integer >= 1"),
+    (lambda: clipadapt.paired_kmeans(X, X[:50], 4), ValueError, "rows are pairs"),
+    (lambda: clipadapt.kmeans(np.where(np.arange(24) == 3, np.nan, X).astype(np.float32), 4), ValueError,
+     "assign_x: contains NaN"),
+    (lambda: clipadapt.paired_kmeans(X, np.full_like(X, np.inf), 4), ValueError, "update_x: contains NaN or Inf"),
+    (lambda: clipadapt.kmeans(X, 4, init="forgy"), ValueError, "init: unknown"),
+    (lambda: clipadapt.kmeans(X, 4, init=X[:3]), ValueError, r"init: expected shape \(4, 24\)"),
+    (lambda: clipadapt.kmeans(X, 4, n_iter=-1), ValueError, "n_iter"),
+    (lambda: clipadapt.kmeans(X.astype(np.float64), 4), TypeError, "assign_x: dtype float64"),
+    (lambda: clipadapt.IVFIndex(X[:4]).add(X).search(X, 101), ValueError, "k: 101 exceeds the 100 rows"),
+    (lambda: clipadapt.IVFIndex(X[:4]).add(X).search(X, 5, nprobe=5), ValueError, "nprobe: 5 exceeds"),
+    (lambda: clipadapt.IVFIndex(X[:4]).search(X, 5), ValueError, "index: is empty"),
+    (lambda: clipadapt.IVFIndex(X[:4]).add(X[:, :10]), ValueError, "x: dimension 10"),
+    (lambda: clipadapt.IVFIndex(X[:4]).add(X, ids=np.arange(3)), ValueError, "ids: has 3 entries"),
+    (lambda: clipadapt.IVFIndex(X[:4], metric="hamming"), ValueError, "metric: unknown"),
+])
+def test_bad_input_raises(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
