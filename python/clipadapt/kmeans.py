@@ -19,14 +19,63 @@ Init = Literal["kmeans++", "random"]
 _SPHERICAL = ("cosine", "ip")
 
 
-def assign(x: Any, centroids: Any, *, metric: Metric = "cosine", check_finite: bool = True) -> tuple[Any, Any]:
+def assign(x: Any, centroids: Any, *, metric: Metric = "cosine", check_finite: bool = True,
+           chunk_rows: int = 1 << 20) -> tuple[Any, Any]:
     """Nearest centroid of every row: ``(scores float32 [n], ids int64 [n])``, ties to the lower id.
 
-    ``x`` [n, d] and ``centroids`` [K, d] share dtype and device; the scores are the metric
-    values (cosine / inner product, or squared L2 distance).
+    ``x`` [n, d] and ``centroids`` [K, d] share a dtype; the scores are the metric values
+    (cosine / inner product, or squared L2 distance). Normally both share a device too. The
+    one exception: ``x`` on the host (numpy or torch) with torch ``centroids`` on a GPU streams
+    ``x`` through the GPU in chunks of ``chunk_rows`` (pinned double buffers, copies overlapped
+    with compute), so n may exceed GPU memory; the results then come back on the host.
     """
+    if _is_host(x) and _is_cuda_torch(centroids):
+        return _assign_streamed(x, centroids, metric, check_finite, chunk_rows)
     scores, ids = knn(x, centroids, 1, metric=metric, check_finite=check_finite)
     return scores[:, 0], ids[:, 0]
+
+
+def _is_host(x: Any) -> bool:
+    return isinstance(x, np.ndarray) or (type(x).__module__.startswith("torch") and x.device.type == "cpu")
+
+
+def _is_cuda_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and x.device.type == "cuda"
+
+
+def _assign_streamed(x: Any, centroids: Any, metric: str, check_finite: bool, chunk_rows: int) -> tuple[Any, Any]:
+    import torch
+
+    host = torch.as_tensor(x)
+    n, d = host.shape
+    if host.dtype != centroids.dtype:
+        raise TypeError(f"x: dtype {host.dtype} differs from centroids ({centroids.dtype}); cast one")
+    device = centroids.device
+    compute, copier = torch.cuda.current_stream(device), torch.cuda.Stream(device)
+    chunk = max(1, min(int(chunk_rows), n))
+    pinned = [torch.empty((chunk, d), dtype=host.dtype, pin_memory=True) for _ in range(2)]
+    staged = [torch.empty((chunk, d), dtype=host.dtype, device=device) for _ in range(2)]
+    consumed = [torch.cuda.Event() for _ in range(2)]  # compute finished with staged[b]
+    scores = torch.empty(n, dtype=torch.float32, pin_memory=True)
+    ids = torch.empty(n, dtype=torch.int64, pin_memory=True)
+    for step, start in enumerate(range(0, n, chunk)):
+        stop, b = min(n, start + chunk), step % 2
+        rows = stop - start
+        copier.synchronize()  # pinned[b]'s previous copy to the device has finished
+        pinned[b][:rows].copy_(host[start:stop])
+        with torch.cuda.stream(copier):
+            copier.wait_event(consumed[b])
+            staged[b][:rows].copy_(pinned[b][:rows], non_blocking=True)
+            arrived = copier.record_event()
+        compute.wait_event(arrived)
+        chunk_scores, chunk_ids = knn(staged[b][:rows], centroids, 1, metric=metric, check_finite=check_finite)
+        scores[start:stop].copy_(chunk_scores[:, 0], non_blocking=True)
+        ids[start:stop].copy_(chunk_ids[:, 0], non_blocking=True)
+        consumed[b].record(compute)
+    compute.synchronize()
+    if isinstance(x, np.ndarray):
+        return scores.numpy(), ids.numpy()
+    return scores, ids
 
 
 @dataclass(frozen=True)
