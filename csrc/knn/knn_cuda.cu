@@ -20,6 +20,7 @@
 #include "core/cuda_memory.h"
 #include "core/errors.h"
 #include "knn/knn.h"
+#include "knn/topk_cuda.cuh"
 #include "knn/topk_rules.h"
 
 namespace clipadapt::knn {
@@ -33,9 +34,6 @@ constexpr int kChunk = 32;     // feature columns staged in shared memory at a t
 constexpr int kThreads = 128;  // 4 warps
 constexpr int kWarps = kThreads / 32;
 constexpr int kScoreLd = kTileRows + 4;
-constexpr int kMaxFusedK = 128;
-constexpr int kSlotsPerLane = kMaxFusedK / 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 
 template <typename T>
 __device__ __forceinline__ T zero_value() { return T(0.0f); }
@@ -194,38 +192,7 @@ constexpr size_t staging_bytes() {
 
 // ---- Fused path: per-query lists in shared memory -------------------------------------------
 
-// Warp-cooperative insertion into a best-first list of length k <= kMaxFusedK. Every lane
-// passes the same candidate; the list order follows ranks_before (topk_rules.h).
-__device__ void warp_insert(float* keys, int64_t* indices, int k, float key, int64_t index, int lane) {
-  if (!ranks_before(key, index, keys[k - 1], indices[k - 1])) return;
-  int ahead = 0;
-  for (int s = lane; s < k; s += 32) ahead += ranks_before(keys[s], indices[s], key, index) ? 1 : 0;
-  for (int offset = 16; offset > 0; offset >>= 1) ahead += __shfl_xor_sync(kFullMask, ahead, offset);
-  float moved_keys[kSlotsPerLane];
-  int64_t moved_indices[kSlotsPerLane];
-#pragma unroll
-  for (int t = 0; t < kSlotsPerLane; ++t) {
-    const int slot = ahead + lane + 32 * t;
-    if (slot < k - 1) {
-      moved_keys[t] = keys[slot];
-      moved_indices[t] = indices[slot];
-    }
-  }
-  __syncwarp();
-#pragma unroll
-  for (int t = 0; t < kSlotsPerLane; ++t) {
-    const int slot = ahead + lane + 32 * t;
-    if (slot < k - 1) {
-      keys[slot + 1] = moved_keys[t];
-      indices[slot + 1] = moved_indices[t];
-    }
-  }
-  if (lane == 0) {
-    keys[ahead] = key;
-    indices[ahead] = index;
-  }
-  __syncwarp();
-}
+// warp_insert (knn/topk_cuda.cuh) keeps each query's best-first list in shared memory.
 
 template <typename Policy>
 __global__ void __launch_bounds__(kThreads) fused_knn_kernel(const typename Policy::Element* queries,
