@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import platform
 import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from clipadapt.device import device_summary
@@ -18,6 +21,27 @@ from clipadapt.device import device_summary
 _REFERENCE_MM = {"cpu": {"size": 4096, "dtype": "float32", "iterations": 1},
                  "cuda": {"size": 8192, "dtype": "bfloat16", "iterations": 10}}
 _LIBRARIES = ("clipadapt", "numpy", "torch", "faiss", "sklearn", "cupy")
+
+
+class MethodUnavailable(Exception):
+    """A method cannot run on this machine or with these settings; the message says why."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A method left out, and why (``device``: where it would have run, when that matters)."""
+
+    name: str
+    reason: str
+    device: str | None = None
+
+
+def import_or_unavailable(module: str, hint: str) -> ModuleType:
+    """``module`` imported, or :class:`MethodUnavailable` saying it is not installed (and ``hint``)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as missing:
+        raise MethodUnavailable(f"{module} is not installed ({hint})") from missing
 
 
 def log(message: str) -> None:
@@ -49,6 +73,13 @@ def cuda_sync() -> None:
     torch.cuda.synchronize()
 
 
+def to_torch(array: Any, *, device: str, dtype: str | None = None) -> Any:
+    """``array`` (numpy, or torch on any device) as a torch tensor on ``device``, cast to ``dtype`` if given."""
+    import torch
+
+    return torch.as_tensor(array, device=device, dtype=None if dtype is None else getattr(torch, dtype))
+
+
 def reference_mm_rate(device: str, threads: int) -> dict[str, Any]:
     """Measured GFLOP/s of one square ``torch.mm``: float32 4096^3 on the CPU (``threads``
     threads), bfloat16 8192^3 on CUDA; the yardstick for a kernel's fraction of the machine.
@@ -77,8 +108,16 @@ def reference_mm_rate(device: str, threads: int) -> dict[str, Any]:
 def machine_info(threads: int) -> dict[str, Any]:
     """The facts a result needs to be compared: build, devices, CPU, OS, library versions."""
     return {"clipadapt": device_summary(), "platform": platform.platform(), "python": platform.python_version(),
-            "cpu_model": _cpu_model(), "threads": threads,
+            "cpu_model": _cpu_model(), "threads": threads, "load_average_1min": _load_average(),
             "libraries": {name: _module_version(name) for name in _LIBRARIES}}
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average: other work on the machine skews every timing."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def _cpu_model() -> str | None:
@@ -95,6 +134,11 @@ def _module_version(name: str) -> str | None:
         return str(getattr(importlib.import_module(name), "__version__", "unknown"))
     except ImportError:
         return None
+
+
+def optional_number(value: float | None, spec: str = ".2f") -> str:
+    """``value`` formatted with ``spec`` for a table cell, or ``-`` when it is None."""
+    return "-" if value is None else format(value, spec)
 
 
 def utc_now() -> str:

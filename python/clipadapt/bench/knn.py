@@ -6,19 +6,18 @@ queries = database = x, self excluded, inner product (= cosine on unit rows).
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from clipadapt.bench.common import (cuda_sync, format_table, invoking_command, log, machine_info, no_sync,
-                                    reference_mm_rate, time_call, utc_now, write_json)
+from clipadapt.bench.common import (MethodUnavailable, Skipped, cuda_sync, format_table, import_or_unavailable,
+                                    invoking_command, log, machine_info, no_sync, optional_number,
+                                    reference_mm_rate, time_call, to_torch, utc_now, write_json)
 from clipadapt.bench.data import synthetic_clip
 from clipadapt.device import cuda_available, set_num_threads
 from clipadapt.knn import knn_graph
@@ -35,10 +34,6 @@ _CHUNK_BYTES = 256 * 2**20
 _CUDA_CHUNK_BYTES = 4 * 2**30
 # Rows of the warm-up graph each method builds before it is timed.
 _WARMUP_ROWS = 1024
-
-
-class MethodUnavailable(Exception):
-    """A method cannot run on this machine or with these settings; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -71,14 +66,6 @@ class Method:
         indices = self.build(inputs, k)
         self.synchronize()
         return indices
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A method left out, and why."""
-
-    name: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -120,10 +107,10 @@ def _clipadapt_methods(setup: _Setup) -> list[Method]:
         raise MethodUnavailable("no usable CUDA device (clipadapt built without CUDA, or none visible)")
     on_host_numpy = setup.device == "cpu" and setup.dtype != "bfloat16"
     if not on_host_numpy:
-        _import_or_unavailable("torch", f"{setup.dtype} on {setup.device} is passed as a torch tensor")
+        import_or_unavailable("torch", f"{setup.dtype} on {setup.device} is passed as a torch tensor")
     set_num_threads(setup.threads)
     prepare = (partial(_numpy_input, dtype=setup.dtype) if on_host_numpy
-               else partial(_torch_input, device=setup.device, dtype=setup.dtype))
+               else partial(to_torch, device=setup.device, dtype=setup.dtype))
     variants = [("clipadapt", setup.dtype, "exact")]
     if setup.device == "cuda" and setup.dtype == "float32":
         variants.append(("clipadapt-tf32", "tf32", "tf32"))
@@ -137,7 +124,7 @@ def _clipadapt_graph(x: Any, k: int, *, precision: str) -> Any:
 
 
 def _faiss_methods(setup: _Setup) -> list[Method]:
-    faiss = _import_or_unavailable("faiss", "pip install faiss-cpu")
+    faiss = import_or_unavailable("faiss", "pip install faiss-cpu")
     _require_float32(setup, "faiss IndexFlatIP")
     if setup.device == "cuda" and not hasattr(faiss, "StandardGpuResources"):
         raise MethodUnavailable("this faiss build has no GPU support (faiss-cpu)")
@@ -159,7 +146,7 @@ def _faiss_graph(x: np.ndarray, k: int, *, gpu_resources: Any = None) -> np.ndar
 
 
 def _sklearn_methods(setup: _Setup) -> list[Method]:
-    _import_or_unavailable("sklearn", "pip install scikit-learn")
+    import_or_unavailable("sklearn", "pip install scikit-learn")
     _require_float32(setup, "the scikit-learn baseline")
     if setup.device == "cuda":
         raise MethodUnavailable("scikit-learn runs on the CPU only")
@@ -178,14 +165,14 @@ def _sklearn_graph(x: np.ndarray, k: int, *, threads: int) -> np.ndarray:
 
 
 def _torch_methods(setup: _Setup) -> list[Method]:
-    torch = _import_or_unavailable("torch", "pip install torch")
+    torch = import_or_unavailable("torch", "pip install torch")
     if setup.device == "cuda" and not torch.cuda.is_available():
         raise MethodUnavailable("torch sees no CUDA device")
     torch.set_num_threads(setup.threads)
     variants = [("torch", setup.dtype, setup.dtype, False)]
     if setup.device == "cuda" and setup.dtype == "float32":
         variants += [("torch-tf32", "float32", "tf32", True), ("torch-bf16", "bfloat16", "bfloat16", False)]
-    return [Method(name, "torch", precision, partial(_torch_input, device=setup.device, dtype=input_dtype),
+    return [Method(name, "torch", precision, partial(to_torch, device=setup.device, dtype=input_dtype),
                    partial(_torch_graph, allow_tf32=allow_tf32), setup.synchronize)
             for name, input_dtype, precision, allow_tf32 in variants]
 
@@ -225,13 +212,6 @@ _METHOD_FACTORIES: dict[str, Callable[[_Setup], list[Method]]] = {
     "clipadapt": _clipadapt_methods, "faiss": _faiss_methods, "sklearn": _sklearn_methods, "torch": _torch_methods}
 
 
-def _import_or_unavailable(module: str, hint: str) -> ModuleType:
-    try:
-        return importlib.import_module(module)
-    except ImportError as missing:
-        raise MethodUnavailable(f"{module} is not installed ({hint})") from missing
-
-
 def _require_float32(setup: _Setup, what: str) -> None:
     if setup.dtype != "float32":
         raise MethodUnavailable(f"{what} is compared in float32 only")
@@ -239,12 +219,6 @@ def _require_float32(setup: _Setup, what: str) -> None:
 
 def _numpy_input(x: np.ndarray, *, dtype: str) -> np.ndarray:
     return x.astype(dtype, copy=False)
-
-
-def _torch_input(x: np.ndarray, *, device: str, dtype: str) -> Any:
-    import torch
-
-    return torch.from_numpy(x).to(device=device, dtype=getattr(torch, dtype))
 
 
 def drop_self(neighbours: np.ndarray) -> np.ndarray:
@@ -422,9 +396,7 @@ def format_knn_table(result: dict[str, Any]) -> str:
 def _table_row(row: dict[str, Any]) -> list[str]:
     if row["status"] != "ok":
         return [row["method"], row.get("precision", "-"), "-", "-", "-", "-", "-", f"{row['status']} ({row['reason']})"]
-    return [row["method"], row["precision"], f"{row['seconds']:.3f}", _optional(row["ratio_clipadapt_over_method"]),
-            f"{row['recall_at_k']:.4f}", f"{row['gflops']:.1f}", _optional(row["fraction_of_mm_rate"]), ""]
+    return [row["method"], row["precision"], f"{row['seconds']:.3f}",
+            optional_number(row["ratio_clipadapt_over_method"]), f"{row['recall_at_k']:.4f}", f"{row['gflops']:.1f}",
+            optional_number(row["fraction_of_mm_rate"]), ""]
 
-
-def _optional(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
