@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 #include <vector>
 
 #include "core/errors.h"
@@ -27,8 +26,8 @@ constexpr int64_t kHeapBytesPerThread = int64_t(64) << 20;
 
 void ensure_single_threaded_blas() {
   // Parallelism comes from OpenMP over tiles; BLAS calls inside a tile must not spawn threads.
-  static std::once_flag once;
-  std::call_once(once, [] { scipy_openblas_set_num_threads(1); });
+  // Set on every call: a process-wide threadpoolctl limit may have raised it since.
+  scipy_openblas_set_num_threads(1);
 }
 
 float element_as_float(const Matrix& m, int64_t offset) {

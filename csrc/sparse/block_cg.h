@@ -6,10 +6,11 @@
 // supplies the O(n C) work:
 //   copy(from, to), zero(m)                       whole [n, C] matrices
 //   column_dots(a, b, std::vector<double>&)       sum_i a[i,c] b[i,c], deterministic
-//   apply(p, q)                                   q = p - alpha S p
-//   advance(x, r, p, q, steps)                    x += step_c p, r -= step_c q
+//   apply(p, q, pq)                               q = p - alpha S p, and pq = column_dots(p, q)
+//   advance(x, r, p, q, steps, rr)                x += step_c p, r -= step_c q, and rr = column_dots(r, r)
 //   redirect(p, r, betas)                         p = r + beta_c p
 //   write_results(iterations, residuals)          per-column outputs
+// apply and advance return their dot products so that a device can fuse them into the pass.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -42,14 +43,12 @@ void block_conjugate_gradient(const ConjugateGradientProblem& p, Ops& ops) {
     bool any_active = false;
     for (size_t c = 0; c < columns; ++c) any_active = any_active || active[c];
     if (!any_active) break;
-    ops.apply(direction, product);
-    ops.column_dots(direction, product, pq);
+    ops.apply(direction, product, pq);
     for (size_t c = 0; c < columns; ++c) {
       if (active[c] && !(pq[c] > 0.0)) active[c] = 0;  // breakdown: the operator is not positive definite
       steps[c] = active[c] ? rr[c] / pq[c] : 0.0;
     }
-    ops.advance(x, r, direction, product, steps);
-    ops.column_dots(r, r, rr_next);
+    ops.advance(x, r, direction, product, steps, rr_next);
     for (size_t c = 0; c < columns; ++c) {
       if (!active[c]) {
         betas[c] = 0.0;

@@ -132,8 +132,8 @@ class CudaOps {
     CLIPADAPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
-  // q = p - alpha S p
-  void apply(const DeviceDense<T>& p, DeviceDense<T>& q) {
+  // q = p - alpha S p, pq = column dots of p and q
+  void apply(const DeviceDense<T>& p, DeviceDense<T>& q, std::vector<double>& pq) {
     SpmmProblem spmm;
     spmm.a = p_.s;
     spmm.x = view(p);
@@ -143,15 +143,19 @@ class CudaOps {
     spmm.scale_y = 1.0;
     spmm.stream = stream_;
     spmm_cuda(spmm);
+    column_dots(p, q, pq);
   }
 
+  // x += step_c p, r -= step_c q, rr = column dots of r with itself
   void advance(DeviceDense<T>& x, DeviceDense<T>& r, const DeviceDense<T>& p, const DeviceDense<T>& q,
-               const std::vector<double>& steps) {
-    if (size_ == 0) return;
-    upload_scalars(steps);
-    advance_kernel<T><<<grid_for(size_), kGridStrideThreads, 0, stream_>>>(x.data, r.data, p.data, q.data,
-                                                                           scalars_.get(), size_, columns_);
-    CLIPADAPT_CUDA_CHECK_LAUNCH();
+               const std::vector<double>& steps, std::vector<double>& rr) {
+    if (size_ > 0) {
+      upload_scalars(steps);
+      advance_kernel<T><<<grid_for(size_), kGridStrideThreads, 0, stream_>>>(x.data, r.data, p.data, q.data,
+                                                                             scalars_.get(), size_, columns_);
+      CLIPADAPT_CUDA_CHECK_LAUNCH();
+    }
+    column_dots(r, r, rr);
   }
 
   void redirect(DeviceDense<T>& p, const DeviceDense<T>& r, const std::vector<double>& betas) {
