@@ -237,3 +237,16 @@ LABELS = np.array([0, 1, 2] + [-1] * 27)
 def test_bad_input_raises(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_more_classes_than_feature_dimensions():
+    x = np.random.default_rng(4).standard_normal((400, 3)).astype(np.float32)  # d = 3 < C = 8
+    labels = -np.ones(400, dtype=np.int64)
+    labels[:8] = np.arange(8)
+    result = clipadapt.label_propagation(x, labels, k=10, alpha=0.9, max_iter=200, tol=1e-10)
+    s = result.affinity.to_scipy().toarray()
+    seeds = np.zeros((400, 8))
+    seeds[np.arange(8), np.arange(8)] = 1.0
+    exact = np.linalg.solve(np.eye(400) - 0.9 * s, seeds)
+    np.testing.assert_allclose(result.scores, exact, rtol=1e-7, atol=1e-9)
+    np.testing.assert_array_equal(result.labels, exact.argmax(1))
