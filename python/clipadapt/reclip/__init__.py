@@ -1,0 +1,23 @@
+"""ReCLIP (Hu et al., WACV 2024): source-free adaptation of CLIP (spec: reclip.md).
+
+This package holds the method's building blocks: the text-subspace projection (§2),
+label-propagation pseudo labels through clipadapt's sparse primitive (§3) and the
+cross-modality self-training objectives (§4).
+"""
+from clipadapt.reclip.objectives import (agreement_mask, centroid_logits, combined_logits, epoch_count,
+                                         text_branch_loss, visual_branch_loss)
+from clipadapt.reclip.projection import cut_dim_for, text_projection
+from clipadapt.reclip.pseudo_labels import PseudoLabels, propagate_pseudo_labels
+
+__all__ = [
+    "PseudoLabels",
+    "agreement_mask",
+    "centroid_logits",
+    "combined_logits",
+    "cut_dim_for",
+    "epoch_count",
+    "propagate_pseudo_labels",
+    "text_branch_loss",
+    "text_projection",
+    "visual_branch_loss",
+]

@@ -1,0 +1,79 @@
+"""Label-propagation pseudo labels (reclip.md §3) through clipadapt's sparse label propagation.
+
+Nodes are [text nodes (class c seeded at node c); image features in dataset order]. They are
+projected with P (in float16, as the released code), L2-normalised, linked by an exact 20-NN
+graph with (1 + cos) / 2 affinities, symmetrised by averaging and normalised; (I - alpha S) F = Y
+is solved by block CG (float64, 20 iterations, tol 1e-6). Same pseudo labels as the dense
+recipe, without its M x M matrices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from clipadapt.label_propagation import label_propagation
+
+EmptyCentroid = Literal["nan", "text"]
+
+
+@dataclass(frozen=True)
+class PseudoLabels:
+    """Attributes:
+        labels: int64 [N] pseudo label of each image (node order = dataset order).
+        confidence: float64 [N] 1 - H(p)/log C of each image (logged, not used for training).
+        centroids: [C, D] per-class mean of the unprojected features of every node (text nodes
+            included) predicted as that class, L2-normalised, stored as float16 (the released V
+            classifier). None unless requested.
+        node_labels: int64 [C + N] argmax of every node, text nodes first.
+    """
+
+    labels: torch.Tensor
+    confidence: torch.Tensor
+    centroids: torch.Tensor | None
+    node_labels: torch.Tensor
+
+
+def propagate_pseudo_labels(text_nodes: torch.Tensor, image_features: torch.Tensor, projection: torch.Tensor, *,
+                            k: int = 20, alpha: float = 0.99, max_iter: int = 20, tol: float = 1e-6,
+                            precision: str = "float64", with_centroids: bool = False,
+                            empty_centroid: EmptyCentroid = "nan") -> PseudoLabels:
+    """ReCLIP's label propagation step.
+
+    Args:
+        text_nodes: [C, D] labelled nodes (text embeddings), class c at row c.
+        image_features: [N, D] image features.
+        projection: [D, D] from :func:`clipadapt.reclip.text_projection`.
+        with_centroids: also compute the cluster centroids (the V branch's classifier).
+        empty_centroid: a class that no node is predicted as gets a NaN centroid (``"nan"``,
+            what the released code does) or keeps its text node's embedding (``"text"``).
+    """
+    if text_nodes.shape[1] != image_features.shape[1] or projection.shape != (text_nodes.shape[1],) * 2:
+        raise ValueError("text_nodes, image_features and projection: dimensions disagree "
+                         f"({tuple(text_nodes.shape)}, {tuple(image_features.shape)}, {tuple(projection.shape)})")
+    if empty_centroid not in ("nan", "text"):
+        raise ValueError(f"empty_centroid: use 'nan' or 'text', got {empty_centroid!r}")
+    classes = text_nodes.shape[0]
+    nodes = torch.cat([text_nodes, image_features.to(text_nodes.dtype)])
+    projected = nodes.half() @ projection.to(device=nodes.device, dtype=torch.float16)
+    projected = torch.nn.functional.normalize(projected.float(), dim=1)
+    seeds = torch.full((nodes.shape[0],), -1, dtype=torch.int64, device=nodes.device)
+    seeds[:classes] = torch.arange(classes, device=nodes.device)
+    result = label_propagation(projected, seeds, k=k, alpha=alpha, max_iter=max_iter, tol=tol, precision=precision,
+                               n_classes=classes)
+    centroids = _centroids(nodes.float(), result.labels, text_nodes, empty_centroid) if with_centroids else None
+    return PseudoLabels(labels=result.labels[classes:], confidence=result.confidence[classes:], centroids=centroids,
+                        node_labels=result.labels)
+
+
+def _centroids(nodes: torch.Tensor, labels: torch.Tensor, text_nodes: torch.Tensor,
+               empty_centroid: EmptyCentroid) -> torch.Tensor:
+    classes = text_nodes.shape[0]
+    sums = torch.zeros((classes, nodes.shape[1]), dtype=torch.float32, device=nodes.device)
+    sums.index_add_(0, labels, nodes)
+    counts = torch.bincount(labels, minlength=classes).to(torch.float32)
+    means = sums / counts[:, None]  # 0 / 0 = NaN for an empty class, as released
+    if empty_centroid == "text":
+        means = torch.where(counts[:, None] > 0, means, text_nodes.float())
+    return torch.nn.functional.normalize(means, dim=1).half()
