@@ -1,0 +1,5 @@
+"""CLIP models for the adaptation methods: open_clip loading (pretrained tag or local weights
+file, offline-aware), custom small architectures, and per-dataset prompts."""
+from clipadapt.clip.models import ClipModel, load_clip, register_model_config
+
+__all__ = ["ClipModel", "load_clip", "register_model_config"]

@@ -1,0 +1,74 @@
+"""open_clip loading: local weight files the test writes, custom configs, offline errors."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from clipadapt.clip import load_clip, register_model_config
+
+TINY = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    register_model_config("clipadapt-test-tiny", TINY)
+    torch.manual_seed(0)
+    return load_clip("clipadapt-test-tiny")
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_weights_file_round_trip(tiny_model, tmp_path, suffix):
+    path = tmp_path / f"tiny{suffix}"
+    state = tiny_model.model.state_dict()
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file({name: tensor.contiguous() for name, tensor in state.items()}, str(path))
+    else:
+        torch.save(state, path)
+    loaded = load_clip("clipadapt-test-tiny", weights=path)
+    assert loaded.weights == str(path)
+    for name, tensor in loaded.model.state_dict().items():
+        torch.testing.assert_close(tensor, state[name], msg=name)
+
+
+def test_tiny_model_encodes(tiny_model):
+    images = torch.randn(2, 3, 32, 32)
+    tokens = tiny_model.tokenizer(["a photo of a cat.", "a photo of a dog."])
+    with torch.no_grad():
+        assert tiny_model.model.encode_image(images).shape == (2, 32)
+        assert tiny_model.model.encode_text(tokens).shape == (2, 32)
+
+
+def test_missing_or_wrong_weights_file(tiny_model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="weights: no file at"):
+        load_clip("clipadapt-test-tiny", weights=tmp_path / "absent.pt")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="suffix"):
+        load_clip("clipadapt-test-tiny", weights=tmp_path / "notes.txt")
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="weights: could not load"):
+        load_clip("clipadapt-test-tiny", weights=tmp_path / "broken.pt")
+
+
+def test_pretrained_tag_offline_gives_a_clear_error():
+    # huggingface_hub reads HF_HUB_OFFLINE when imported, so run as a user would: a fresh process.
+    code = "from clipadapt.clip import load_clip; load_clip('ViT-B-32', pretrained='openai')"
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "RuntimeError: pretrained: weights 'openai' for ViT-B-32 are not available here" in done.stderr
+    assert "weights=PATH" in done.stderr
+
+
+def test_unknown_architecture_and_conflicting_sources():
+    with pytest.raises(ValueError, match="close matches"):
+        load_clip("ViT-L-15")
+    with pytest.raises(ValueError, match="one or the other"):
+        load_clip("ViT-B-32", pretrained="openai", weights="x.pt")
