@@ -72,3 +72,37 @@ def test_unknown_architecture_and_conflicting_sources():
         load_clip("ViT-L-15")
     with pytest.raises(ValueError, match="one or the other"):
         load_clip("ViT-B-32", pretrained="openai", weights="x.pt")
+
+
+def write_image_folder(root, classes=("cat", "dog"), per_class=3):
+    from PIL import Image
+
+    for index, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for item in range(per_class):
+            pixels = (torch.rand(40, 40, 3, generator=torch.Generator().manual_seed(index * 10 + item)) * 255)
+            Image.fromarray(pixels.byte().numpy()).save(root / name / f"{item}.png")
+
+
+def test_image_folder_features_are_cached(tiny_model, tmp_path, monkeypatch):
+    from clipadapt.clip.data import image_features, load_target
+
+    write_image_folder(tmp_path / "images")
+    dataset = load_target(tmp_path / "images", transform=tiny_model.preprocess)
+    assert dataset.classes == ["cat", "dog"]
+    features, labels = image_features(tiny_model, dataset, dataset_id="folder", batch_size=4,
+                                      cache_dir=tmp_path / "cache", progress=False)
+    assert features.shape == (6, 32) and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    torch.testing.assert_close(features.norm(dim=1), torch.ones(6))
+    monkeypatch.setattr(tiny_model.model, "encode_image", lambda images: pytest.fail("cache not used"))
+    again, _ = image_features(tiny_model, dataset, dataset_id="folder", cache_dir=tmp_path / "cache", progress=False)
+    torch.testing.assert_close(again, features)
+
+
+def test_unknown_or_missing_dataset(tmp_path):
+    from clipadapt.clip.data import load_target
+
+    with pytest.raises(ValueError, match="neither an image folder"):
+        load_target("not-a-dataset")
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        load_target("cifar10", root=tmp_path)
