@@ -8,9 +8,13 @@ from clipadapt.reclip.objectives import (agreement_mask, centroid_logits, combin
                                          text_branch_loss, visual_branch_loss)
 from clipadapt.reclip.projection import cut_dim_for, text_projection
 from clipadapt.reclip.pseudo_labels import PseudoLabels, propagate_pseudo_labels
+from clipadapt.reclip.trainer import EpochRecord, ReCLIP, ReCLIPConfig
 
 __all__ = [
+    "EpochRecord",
     "PseudoLabels",
+    "ReCLIP",
+    "ReCLIPConfig",
     "agreement_mask",
     "centroid_logits",
     "combined_logits",

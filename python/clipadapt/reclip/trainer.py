@@ -1,0 +1,337 @@
+"""The ReCLIP self-training loop (reclip.md §4), with run hygiene: progress bars, logging,
+per-epoch checkpoints and resume, a JSON result and a PNG plot, reproducible from a seed."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from clipadapt.clip.models import ClipModel
+from clipadapt.reclip.branches import encode_ensemble, encode_prompts, text_branch, visual_branch
+from clipadapt.reclip.objectives import (LOGIT_SCALE, agreement_mask, centroid_logits, combined_logits, epoch_count,
+                                         text_branch_loss, visual_branch_loss)
+from clipadapt.reclip.projection import DEFAULT_CUT_DIM, cut_dim_for, text_projection
+from clipadapt.reclip.pseudo_labels import propagate_pseudo_labels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReCLIPConfig:
+    """Hyper-parameters; the defaults are the released configuration (reclip.md §4).
+
+    ``epochs=None`` applies the rule min(100, int(N/5000 + 2)); ``cut_dim=None`` applies 768, or
+    250 above 500 classes. ``visual_loss`` "released" keeps the released code's extra 1/B in the
+    V loss ("mean" removes it); ``empty_centroid`` "nan" is the released behaviour for a class no
+    node is predicted as ("text" keeps its text embedding). ``amp`` ("fp16"/"bf16") autocasts
+    the forwards on a GPU.
+    """
+
+    epochs: int | None = None
+    batch_size: int = 64
+    lr_visual: float = 1e-3
+    lr_text: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    k: int = 20
+    alpha: float = 0.99
+    cut_dim: int | None = None
+    lp_max_iter: int = 20
+    lp_tol: float = 1e-6
+    visual_loss: Literal["released", "mean"] = "released"
+    empty_centroid: Literal["nan", "text"] = "nan"
+    amp: Literal["fp16", "bf16"] | None = None
+    seed: int = 0
+    device: str = "cpu"
+    num_workers: int = 0
+
+
+@dataclass
+class EpochRecord:
+    """Accuracies (%) of the evaluation that starts an epoch, its pseudo labels, and timings (s)."""
+
+    epoch: int
+    accuracy_text: float
+    accuracy_visual: float
+    accuracy_combined: float
+    pseudo_accuracy_text: float
+    pseudo_accuracy_visual: float
+    agreement: float
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _Indexed(torch.utils.data.Dataset):
+    """(image, label, index): training batches look up their pseudo labels by dataset index."""
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any, int]:
+        image, label = self.dataset[index]
+        return image, label, index
+
+
+class ReCLIP:
+    """Source-free adaptation of a CLIP model to an unlabelled target dataset (transductive).
+
+    Usage: ``ReCLIP(clip, classnames, templates).fit(dataset, out_dir="runs/cifar10")`` where
+    ``dataset`` yields (preprocessed image tensor, label); labels are used for reporting only.
+    """
+
+    def __init__(self, clip: ClipModel, classnames: Sequence[str], templates: Sequence[str],
+                 config: ReCLIPConfig | None = None):
+        if len(classnames) < 2:
+            raise ValueError(f"classnames: need at least 2 classes, got {len(classnames)}")
+        if not templates or any(t.count("{}") != 1 for t in templates):
+            raise ValueError("templates: give at least one template, each with exactly one '{}'")
+        self.clip = clip
+        self.classnames = list(classnames)
+        self.templates = list(templates)
+        self.config = config or ReCLIPConfig()
+        self.history: list[EpochRecord] = []
+
+    # ---- the loop -----------------------------------------------------------------------
+
+    def fit(self, dataset: Any, *, out_dir: str | Path | None = None, resume: bool = False,
+            progress: bool = True) -> dict[str, Any]:
+        """Adapt on ``dataset`` and return the result (also written to ``out_dir/result.json``)."""
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        self._setup()
+        epochs = cfg.epochs if cfg.epochs is not None else epoch_count(len(dataset))
+        out = Path(out_dir) if out_dir is not None else None
+        start = self._restore(out) if resume and out is not None else 0
+        eval_loader = self._loader(dataset, shuffle=False)
+        frozen_features, labels = self._frozen_image_features(eval_loader, progress)
+        for epoch in range(start, epochs):
+            record, text_labels, visual_labels = self._evaluate_and_label(epoch, eval_loader, frozen_features, labels,
+                                                                          progress)
+            began = time.perf_counter()
+            self._train_epoch(dataset, epoch, frozen_features, text_labels, visual_labels, progress)
+            self._refresh_text()
+            record.seconds["train"] = time.perf_counter() - began
+            self.history.append(record)
+            log.info("epoch %d: T %.2f V %.2f combined %.2f pseudo T %.2f V %.2f agree %.2f", epoch,
+                     record.accuracy_text, record.accuracy_visual, record.accuracy_combined,
+                     record.pseudo_accuracy_text, record.pseudo_accuracy_visual, record.agreement)
+            if out is not None:
+                self._checkpoint(out, epoch)
+        final = self._final_accuracies(eval_loader, frozen_features, labels, progress)
+        result = self._result(epochs, final)
+        if out is not None:
+            self._write_outputs(out, result)
+        return result
+
+    def predict(self, dataset: Any, *, progress: bool = False) -> torch.Tensor:
+        """Final prediction: argmax of the averaged T and V logits (int64 [N])."""
+        loader = self._loader(dataset, shuffle=False)
+        frozen, _ = self._frozen_image_features(loader, progress)
+        text_logits, visual_logits, _ = self._logits(loader, frozen, progress)
+        return combined_logits(text_logits, visual_logits).argmax(1)
+
+    # ---- set-up ------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        cfg, model = self.config, self.clip.model.to(self.config.device)
+        self.visual_model, visual_parameters = visual_branch(model)
+        self.text_model, text_parameters = text_branch(model)
+        self.visual_optimizer = torch.optim.SGD(visual_parameters, lr=cfg.lr_visual, momentum=cfg.momentum,
+                                                weight_decay=cfg.weight_decay)
+        self.text_optimizer = torch.optim.SGD(text_parameters, lr=cfg.lr_text, momentum=cfg.momentum,
+                                              weight_decay=cfg.weight_decay)
+        initial_text = encode_ensemble(model, self.clip.tokenizer, self.classnames, self.templates, cfg.device)
+        cut_dim = cfg.cut_dim if cfg.cut_dim is not None else cut_dim_for(len(self.classnames), DEFAULT_CUT_DIM)
+        self.cut_dim = cut_dim
+        self.initial_text = initial_text                    # T0: LP_V's labelled nodes, always
+        self.visual_projection = text_projection(initial_text, cut_dim)  # P(T0), LP_V's projection, always
+        self.visual_classifier = initial_text.half()        # W_V, replaced by LP_V's centroids each epoch
+        self.text_nodes = initial_text                      # LP_T's nodes, refreshed after each epoch
+        self.text_projection = self.visual_projection
+        self.first_prompts = [self.templates[0].format(name) for name in self.classnames]
+        self.history = []
+
+    def _loader(self, dataset: Any, *, shuffle: bool, seed: int | None = None) -> torch.utils.data.DataLoader:
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return torch.utils.data.DataLoader(_Indexed(dataset), batch_size=self.config.batch_size, shuffle=shuffle,
+                                           generator=generator, num_workers=self.config.num_workers)
+
+    def _autocast(self) -> Any:
+        amp = self.config.amp
+        if amp is None or not self.config.device.startswith("cuda"):
+            return nullcontext()
+        return torch.autocast("cuda", dtype=torch.float16 if amp == "fp16" else torch.bfloat16)
+
+    # ---- evaluation and pseudo labels ----------------------------------------------------
+
+    @torch.no_grad()
+    def _frozen_image_features(self, loader: Any, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images through the original (frozen) visual encoder: the T branch's features, the
+        same in every epoch, computed once."""
+        features, labels = [], []
+        for images, targets, _ in tqdm(loader, desc="frozen features", disable=not progress, leave=False):
+            with self._autocast():
+                encoded = self.text_model.encode_image(images.to(self.config.device))
+            features.append(F.normalize(encoded.float(), dim=1))
+            labels.append(torch.as_tensor(targets))
+        return torch.cat(features), torch.cat(labels).to(self.config.device)
+
+    @torch.no_grad()
+    def _logits(self, loader: Any, frozen: torch.Tensor, progress: bool) -> tuple[torch.Tensor, ...]:
+        device = self.config.device
+        text_classifier = encode_prompts(self.text_model, self.clip.tokenizer, self.first_prompts, device)
+        visual_features = []
+        for images, _, _ in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
+            with self._autocast():
+                encoded = self.visual_model.encode_image(images.to(device))
+            visual_features.append(F.normalize(encoded.float(), dim=1))
+        visual = torch.cat(visual_features)
+        text_logits = LOGIT_SCALE * frozen @ text_classifier.T
+        return text_logits, centroid_logits(visual, self.visual_classifier.float()), visual
+
+    def _evaluate_and_label(self, epoch: int, loader: Any, frozen: torch.Tensor, labels: torch.Tensor,
+                            progress: bool) -> tuple[EpochRecord, torch.Tensor, torch.Tensor]:
+        began = time.perf_counter()
+        text_logits, visual_logits, visual_features = self._logits(loader, frozen, progress)
+        evaluated = time.perf_counter()
+        cfg = self.config
+        options = dict(k=cfg.k, alpha=cfg.alpha, max_iter=cfg.lp_max_iter, tol=cfg.lp_tol)
+        text_pseudo = propagate_pseudo_labels(self.text_nodes, frozen, self.text_projection, **options)
+        visual_pseudo = propagate_pseudo_labels(self.initial_text, visual_features, self.visual_projection,
+                                                with_centroids=True, empty_centroid=cfg.empty_centroid, **options)
+        self.visual_classifier = visual_pseudo.centroids
+        record = EpochRecord(
+            epoch=epoch, accuracy_text=_accuracy(text_logits, labels), accuracy_visual=_accuracy(visual_logits, labels),
+            accuracy_combined=_accuracy(combined_logits(text_logits, visual_logits), labels),
+            pseudo_accuracy_text=_percent(text_pseudo.labels == labels),
+            pseudo_accuracy_visual=_percent(visual_pseudo.labels == labels),
+            agreement=_percent(agreement_mask(text_pseudo.labels, visual_pseudo.labels)),
+            seconds={"evaluate": evaluated - began, "label_propagation": time.perf_counter() - evaluated})
+        return record, text_pseudo.labels, visual_pseudo.labels
+
+    # ---- training ------------------------------------------------------------------------
+
+    def _train_epoch(self, dataset: Any, epoch: int, frozen: torch.Tensor, text_labels: torch.Tensor,
+                     visual_labels: torch.Tensor, progress: bool) -> None:
+        device, cfg = self.config.device, self.config
+        self.visual_model.eval()  # released: eval mode (no dropout, frozen BN statistics) while training LNs
+        loader = self._loader(dataset, shuffle=True, seed=cfg.seed * 1000 + epoch)
+        for images, _, index in tqdm(loader, desc=f"train epoch {epoch}", disable=not progress, leave=False):
+            index = index.to(device)
+            with self._autocast():
+                text_classifier = encode_prompts(self.text_model, self.clip.tokenizer, self.first_prompts, device)
+                text_logits = LOGIT_SCALE * frozen[index] @ text_classifier.T
+                visual = F.normalize(self.visual_model.encode_image(images.to(device)).float(), dim=1)
+                visual_logits = centroid_logits(visual, self.visual_classifier.float())
+            mask = agreement_mask(text_labels[index], visual_labels[index])
+            _step(self.text_optimizer, text_branch_loss(text_logits.float(), text_labels[index], mask))
+            _step(self.visual_optimizer, visual_branch_loss(visual_logits.float(), visual_labels[index], mask,
+                                                            cfg.visual_loss))
+
+    def _refresh_text(self) -> None:
+        """After an epoch: LP_T's nodes and projection from the updated text encoder's ensemble."""
+        self.text_nodes = encode_ensemble(self.text_model, self.clip.tokenizer, self.classnames, self.templates,
+                                          self.config.device)
+        self.text_projection = text_projection(self.text_nodes, self.cut_dim)
+
+    # ---- results and checkpoints ---------------------------------------------------------
+
+    def _final_accuracies(self, loader: Any, frozen: torch.Tensor, labels: torch.Tensor,
+                          progress: bool) -> dict[str, float]:
+        """The adapted models evaluated after the last epoch (the released code never does this)."""
+        text_logits, visual_logits, _ = self._logits(loader, frozen, progress)
+        return {"text": _accuracy(text_logits, labels), "visual": _accuracy(visual_logits, labels),
+                "combined": _accuracy(combined_logits(text_logits, visual_logits), labels)}
+
+    def _result(self, epochs: int, final: dict[str, float]) -> dict[str, Any]:
+        best = max(self.history, key=lambda r: r.accuracy_combined, default=None)
+        return {
+            "method": "ReCLIP", "architecture": self.clip.architecture, "weights": self.clip.weights,
+            "classes": len(self.classnames), "epochs": epochs, "config": asdict(self.config), "cut_dim": self.cut_dim,
+            "zero_shot_accuracy": self.history[0].accuracy_combined if self.history else None,
+            "best_epoch_accuracy": best.accuracy_combined if best else None,  # released: selected with test labels
+            "best_epoch": best.epoch if best else None,
+            "final_accuracy": final, "history": [asdict(record) for record in self.history],
+        }
+
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return {"epoch": epoch, "visual_model": self.visual_model.state_dict(),
+                "text_model": self.text_model.state_dict(), "visual_optimizer": self.visual_optimizer.state_dict(),
+                "text_optimizer": self.text_optimizer.state_dict(), "visual_classifier": self.visual_classifier,
+                "text_nodes": self.text_nodes, "history": [asdict(record) for record in self.history],
+                "config": asdict(self.config)}
+
+    def _checkpoint(self, out: Path, epoch: int) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        partial = out / "checkpoint.pt.partial"
+        torch.save(self._state(epoch), partial)
+        partial.replace(out / "checkpoint.pt")  # atomic: an interrupted save keeps the previous epoch
+
+    def _restore(self, out: Path) -> int:
+        """Load ``out/checkpoint.pt`` if present; returns the first epoch still to run."""
+        path = out / "checkpoint.pt"
+        if not path.is_file():
+            log.info("resume: no checkpoint in %s, starting from epoch 0", out)
+            return 0
+        state = torch.load(path, map_location=self.config.device, weights_only=False)
+        self.visual_model.load_state_dict(state["visual_model"])
+        self.text_model.load_state_dict(state["text_model"])
+        self.visual_optimizer.load_state_dict(state["visual_optimizer"])
+        self.text_optimizer.load_state_dict(state["text_optimizer"])
+        self.visual_classifier = state["visual_classifier"]
+        self.text_nodes = state["text_nodes"]
+        self.text_projection = text_projection(self.text_nodes, self.cut_dim)
+        self.history = [EpochRecord(**record) for record in state["history"]]
+        log.info("resume: continuing after epoch %d from %s", state["epoch"], path)
+        return state["epoch"] + 1
+
+    def _write_outputs(self, out: Path, result: dict[str, Any]) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "result.json").write_text(json.dumps(result, indent=2))
+        plot_history(self.history, out / "curves.png", title=f"ReCLIP {self.clip.architecture}")
+
+
+def plot_history(history: Sequence[EpochRecord], path: Path, *, title: str) -> None:
+    """Per-epoch accuracies of T, V, combined, the pseudo labels and their agreement, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r.epoch for r in history]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name in ("accuracy_text", "accuracy_visual", "accuracy_combined", "pseudo_accuracy_text",
+                 "pseudo_accuracy_visual", "agreement"):
+        axis.plot(epochs, [getattr(r, name) for r in history], marker="o", label=name.replace("_", " "))
+    axis.set(xlabel="epoch (evaluation before its training)", ylabel="%", title=title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor | None) -> None:
+    """Backward and step, or nothing when no sample of the batch has agreeing pseudo labels."""
+    optimizer.zero_grad(set_to_none=True)
+    if loss is not None:
+        loss.backward()
+        optimizer.step()
+
+
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return _percent(logits.argmax(1) == labels)
+
+
+def _percent(hits: torch.Tensor) -> float:
+    return 100.0 * hits.float().mean().item()

@@ -1,0 +1,94 @@
+"""ReCLIP training-loop mechanics on a tiny random CLIP: outputs, LayerNorm-only updates,
+checkpoint/resume reproducibility. (Adaptation quality is tested end to end separately.)"""
+import json
+
+import pytest
+import torch
+
+from clipadapt.clip import load_clip, register_model_config
+from clipadapt.reclip import ReCLIP, ReCLIPConfig
+from clipadapt.reclip.branches import layer_norm_parameters
+
+TINY = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+CLASSES = ["red", "green", "blue"]
+TEMPLATES = ["a photo of {}.", "a {} image."]
+
+
+class ColourPatches(torch.utils.data.Dataset):
+    """120 noisy 32x32 images whose dominant channel is the class."""
+
+    def __init__(self):
+        generator = torch.Generator().manual_seed(0)
+        self.labels = torch.arange(120) % 3
+        self.images = torch.rand(120, 3, 32, 32, generator=generator) * 0.5
+        self.images[torch.arange(120), self.labels] += 0.5
+
+    def __len__(self):
+        return 120
+
+    def __getitem__(self, index):
+        return self.images[index], int(self.labels[index])
+
+
+@pytest.fixture(scope="module")
+def tiny_clip():
+    register_model_config("clipadapt-reclip-tiny", TINY)
+    torch.manual_seed(0)
+    return load_clip("clipadapt-reclip-tiny")
+
+
+def run(tiny_clip, out, epochs, resume=False):
+    config = ReCLIPConfig(epochs=epochs, batch_size=32, k=10, lr_visual=0.05, lr_text=0.05, empty_centroid="text")
+    return ReCLIP(tiny_clip, CLASSES, TEMPLATES, config).fit(ColourPatches(), out_dir=out, resume=resume,
+                                                            progress=False)
+
+
+def test_fit_writes_result_plot_and_checkpoint(tiny_clip, tmp_path):
+    result = run(tiny_clip, tmp_path, epochs=2)
+    assert [r["epoch"] for r in result["history"]] == [0, 1]
+    stored = json.loads((tmp_path / "result.json").read_text())
+    assert stored["best_epoch_accuracy"] == max(r["accuracy_combined"] for r in stored["history"])
+    assert set(stored["final_accuracy"]) == {"text", "visual", "combined"}
+    assert {"evaluate", "label_propagation", "train"} <= set(stored["history"][0]["seconds"])
+    for record in stored["history"]:
+        for key in ("accuracy_text", "accuracy_visual", "accuracy_combined", "agreement"):
+            assert 0.0 <= record[key] <= 100.0
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+    assert (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_only_layer_norms_train(tiny_clip, tmp_path):
+    trainer = ReCLIP(tiny_clip, CLASSES, TEMPLATES,
+                     ReCLIPConfig(epochs=1, batch_size=32, k=10, lr_visual=0.5, lr_text=0.5, empty_centroid="text"))
+    trainer.fit(ColourPatches(), progress=False)
+    original = tiny_clip.model.state_dict()
+    for branch, trained_part in ((trainer.visual_model, trainer.visual_model.visual),
+                                 (trainer.text_model, trainer.text_model.transformer)):
+        trainable = {id(p) for p in layer_norm_parameters(trained_part)} | {id(p) for p in branch.ln_final.parameters()}
+        for name, parameter in branch.named_parameters():
+            if id(parameter) not in trainable:
+                assert torch.equal(parameter, original[name]), f"{name} changed but is not a trained LayerNorm"
+    changed = [n for n, p in trainer.visual_model.named_parameters() if not torch.equal(p, original[n])]
+    assert changed and all(".ln" in n or n.startswith("visual.ln") for n in changed)
+
+
+def test_resume_continues_exactly(tiny_clip, tmp_path):
+    straight = run(tiny_clip, tmp_path / "straight", epochs=3)
+    run(tiny_clip, tmp_path / "interrupted", epochs=1)
+    resumed = run(tiny_clip, tmp_path / "interrupted", epochs=3, resume=True)
+    def without_timings(history):
+        return [{key: value for key, value in record.items() if key != "seconds"} for record in history]
+
+    assert without_timings(resumed["history"]) == without_timings(straight["history"])
+    assert resumed["final_accuracy"] == straight["final_accuracy"]
+
+
+def test_bad_configuration():
+    with pytest.raises(ValueError, match="classnames"):
+        ReCLIP(None, ["only"], TEMPLATES)
+    with pytest.raises(ValueError, match="templates"):
+        ReCLIP(None, CLASSES, ["no placeholder"])
