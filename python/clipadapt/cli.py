@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from clipadapt.device import cuda_available, device_summary
 
 _KNN_JSON = "bench-results/knn-{device}-n{n}-d{d}-k{k}.json"
 _LP_JSON = "bench-results/lp-{device}-n{n}-c{classes}-d{d}.json"
+_KMEANS_JSON = "bench-results/kmeans-{device}-n{n}-d{d}-k{clusters}.json"
+_IVF_JSON = "bench-results/ivf-{device}-n{n}-d{d}-k{clusters}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +41,7 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> dict[str, argpars
 
     bench = commands.add_parser("bench", help="benchmarks against baselines; without a benchmark name, "
                                 "run all of them at a small size")
-    benchmarks = bench.add_subparsers(dest="benchmark", metavar="{knn,lp}")
+    benchmarks = bench.add_subparsers(dest="benchmark", metavar="{knn,lp,kmeans,ivf}")
     knn = benchmarks.add_parser("knn", help="exact k-NN graph: clipadapt vs faiss, scikit-learn and torch",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     knn.add_argument("--n", type=int, default=DEFAULT_N, help="rows of synthetic CLIP-like data")
@@ -55,6 +59,8 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> dict[str, argpars
                      help="result file; {device}, {n}, {d}, {k} and {dtype} are filled in")
     knn.set_defaults(run=_run_knn)
     _add_lp_parser(benchmarks)
+    _add_kmeans_parser(benchmarks)
+    _add_ivf_parser(benchmarks)
     return dict(benchmarks.choices)
 
 
@@ -78,50 +84,146 @@ def _add_lp_parser(benchmarks: argparse._SubParsersAction) -> None:
     lp.set_defaults(run=_run_lp)
 
 
+def _add_kmeans_parser(benchmarks: argparse._SubParsersAction) -> None:
+    """Add ``bench kmeans``: spherical k-means, clipadapt vs faiss, torch and flash-kmeans."""
+    from clipadapt.bench.kmeans import DEFAULT_CLUSTERS, DEFAULT_D, DEFAULT_ITERS, DEFAULT_N, DEVICES, FAMILIES
+
+    kmeans = benchmarks.add_parser("kmeans", help="spherical k-means: clipadapt vs faiss, torch and flash-kmeans",
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    kmeans.add_argument("--n", type=_int_list, default=[DEFAULT_N],
+                        help="rows of synthetic CLIP-like data; a comma list runs each")
+    kmeans.add_argument("--d", type=_int_list, default=[DEFAULT_D], help="embedding dimension; a comma list runs each")
+    kmeans.add_argument("--clusters", type=_int_list, default=[DEFAULT_CLUSTERS],
+                        help="clusters K; a comma list runs each")
+    kmeans.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="Lloyd iterations of every method")
+    kmeans.add_argument("--threads", type=int, default=2, help="CPU threads of every library")
+    kmeans.add_argument("--seed", type=int, default=0, help="seed of the data and of the initial centroids")
+    kmeans.add_argument("--device", choices=DEVICES, default=None, help="default: cuda when usable, else cpu")
+    kmeans.add_argument("--methods", type=_name_list, default=None,
+                        help=f"comma list of {','.join(FAMILIES)} (default: all)")
+    kmeans.add_argument("--json", default=_KMEANS_JSON,
+                        help="result file; {device}, {n}, {d} and {clusters} are filled in")
+    kmeans.set_defaults(run=_run_kmeans)
+
+
+def _add_ivf_parser(benchmarks: argparse._SubParsersAction) -> None:
+    """Add ``bench ivf``: text-query recall of IVF lists from paired k-means, k-means and faiss."""
+    from clipadapt.bench.ivf import (DEFAULT_CLASSES, DEFAULT_CLUSTERS, DEFAULT_D, DEFAULT_GAP, DEFAULT_ITERS,
+                                     DEFAULT_N, DEFAULT_NOISE, DEFAULT_NPROBES, DEFAULT_QUERIES, DEVICES)
+
+    ivf = benchmarks.add_parser("ivf", help="IVF on paired data: text-query recall of lists from paired k-means, "
+                                "k-means and faiss", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ivf.add_argument("--n", type=_int_list, default=[DEFAULT_N],
+                     help="paired items in the database; a comma list runs each")
+    ivf.add_argument("--d", type=_int_list, default=[DEFAULT_D], help="embedding dimension; a comma list runs each")
+    ivf.add_argument("--clusters", type=_int_list, default=[DEFAULT_CLUSTERS],
+                     help="inverted lists K (about n / 150); a comma list runs each")
+    ivf.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="k-means iterations of every index")
+    ivf.add_argument("--nprobe", type=_int_list, default=list(DEFAULT_NPROBES),
+                     help="lists probed per query, a comma list (values above K are left out)")
+    ivf.add_argument("--n-queries", type=int, default=DEFAULT_QUERIES, help="held-out captions searched")
+    ivf.add_argument("--classes", type=int, default=DEFAULT_CLASSES, help="classes of the synthetic items")
+    ivf.add_argument("--gap", type=float, default=DEFAULT_GAP, help="length of the image modality gap vector")
+    ivf.add_argument("--noise", type=float, default=DEFAULT_NOISE,
+                     help="noise of each item around its class and of image and caption around their item")
+    ivf.add_argument("--images", default=None, help="real features instead: float32 .npy of images [n, d] "
+                     "(with --captions, paired row by row, and --queries; --n, --d and the data options are ignored)")
+    ivf.add_argument("--captions", default=None, help="float32 .npy of the captions [n, d] paired with --images")
+    ivf.add_argument("--queries", default=None, help="float32 .npy of the text queries [nq, d]")
+    ivf.add_argument("--threads", type=int, default=2, help="CPU threads of every library")
+    ivf.add_argument("--seed", type=int, default=0, help="seed of the data and of every k-means initialisation")
+    ivf.add_argument("--device", choices=DEVICES, default=None, help="default: cuda when usable, else cpu")
+    ivf.add_argument("--json", default=_IVF_JSON, help="result file; {device}, {n}, {d} and {clusters} are filled in")
+    ivf.set_defaults(run=_run_ivf)
+
+
 def _run_knn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``clipadapt bench knn``: one benchmark per value of ``--k``; 1 when a method failed."""
+    """``clipadapt bench knn``: one benchmark per value of ``--k``."""
     from clipadapt.bench.knn import run_knn_benchmark
 
-    try:
-        device = _bench_device(args.device)
-    except ValueError as error:
-        return _usage_error(parser, str(error))
-    if len(args.k) > 1 and "{k}" not in args.json:
-        return _usage_error(parser, "--json: with several --k values the path needs a {k} placeholder")
-    failed = False
-    for k in args.k:
-        json_path = args.json.format(device=device, n=args.n, d=args.d, k=k, dtype=args.dtype)
-        try:
-            result = run_knn_benchmark(args.n, args.d, k, threads=args.threads, seed=args.seed, methods=args.methods,
-                                       dtype=args.dtype, device=device, oracle_queries=args.oracle_queries,
-                                       repeats=args.repeats, json_path=json_path)
-        except ValueError as error:
-            return _usage_error(parser, str(error))
-        failed |= _any_failed(result)
-    return 1 if failed else 0
+    def run(device: str, json_path: str, k: int) -> dict[str, Any]:
+        return run_knn_benchmark(args.n, args.d, k, threads=args.threads, seed=args.seed, methods=args.methods,
+                                 dtype=args.dtype, device=device, oracle_queries=args.oracle_queries,
+                                 repeats=args.repeats, json_path=json_path)
+
+    return _run_grid(args, parser, {"k": args.k}, run, n=args.n, d=args.d, dtype=args.dtype)
 
 
 def _run_lp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``clipadapt bench lp``: one benchmark per (--n, --classes) pair; 1 when a method failed."""
+    """``clipadapt bench lp``: one benchmark per (--n, --classes) pair."""
     from clipadapt.bench.lp import run_lp_benchmark
 
+    def run(device: str, json_path: str, n: int, classes: int) -> dict[str, Any]:
+        return run_lp_benchmark(n, classes, args.d, noise=args.noise, threads=args.threads, seed=args.seed,
+                                device=device, json_path=json_path)
+
+    return _run_grid(args, parser, {"n": args.n, "classes": args.classes}, run, d=args.d)
+
+
+def _run_kmeans(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``clipadapt bench kmeans``: one benchmark per (--n, --d, --clusters) combination."""
+    from clipadapt.bench.kmeans import run_kmeans_benchmark
+
+    def run(device: str, json_path: str, n: int, d: int, clusters: int) -> dict[str, Any]:
+        return run_kmeans_benchmark(n, d, clusters, iters=args.iters, threads=args.threads, seed=args.seed,
+                                    methods=args.methods, device=device, json_path=json_path)
+
+    return _run_grid(args, parser, {"n": args.n, "d": args.d, "clusters": args.clusters}, run)
+
+
+def _run_ivf(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``clipadapt bench ivf``: one benchmark per (--n, --d, --clusters) combination, or per
+    --clusters on the features of --images, --captions and --queries."""
+    from clipadapt.bench.ivf import corpus_from_files, run_ivf_benchmark, synthetic_corpus
+
+    files = (args.images, args.captions, args.queries)
+    if any(files) and not all(files):
+        return _usage_error(parser, "--images, --captions and --queries go together")
+    if all(files):
+        n, d = _npy_shape(args.images)
+        grid = {"n": [n], "d": [d], "clusters": args.clusters}
+    else:
+        grid = {"n": args.n, "d": args.d, "clusters": args.clusters}
+
+    def run(device: str, json_path: str, n: int, d: int, clusters: int) -> dict[str, Any]:
+        corpus = (corpus_from_files(*files) if all(files) else
+                  synthetic_corpus(n, d, args.n_queries, n_classes=args.classes, gap=args.gap, noise=args.noise,
+                                   seed=args.seed))
+        return run_ivf_benchmark(corpus, clusters, iters=args.iters, nprobes=args.nprobe, threads=args.threads,
+                                 seed=args.seed, device=device, json_path=json_path)
+
+    return _run_grid(args, parser, grid, run)
+
+
+def _npy_shape(path: str) -> tuple[int, ...]:
+    """The array shape in a ``.npy`` file's header (the data are not read)."""
+    import numpy as np
+
+    return np.load(path, mmap_mode="r").shape
+
+
+def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser, grid: dict[str, list[Any]],
+              run: Callable[..., dict[str, Any]], **fixed: Any) -> int:
+    """Call ``run(device=, json_path=, **values)`` once per combination of the ``grid`` values,
+    the ``--json`` path filled in from the device, the values and ``fixed``. Returns 2 on a bad
+    argument (``--device``, a path that several runs would share, a ValueError of a run), 1
+    when a method failed, else 0."""
     try:
         device = _bench_device(args.device)
     except ValueError as error:
         return _usage_error(parser, str(error))
-    for values, placeholder in ((args.n, "{n}"), (args.classes, "{classes}")):
-        if len(values) > 1 and placeholder not in args.json:
-            return _usage_error(parser, f"--json: with several values the path needs a {placeholder} placeholder")
+    for name, values in grid.items():
+        if len(values) > 1 and f"{{{name}}}" not in args.json:
+            return _usage_error(parser, f"--json: with several --{name} values the path needs a {{{name}}} "
+                                "placeholder")
     failed = False
-    for n in args.n:
-        for classes in args.classes:
-            json_path = args.json.format(device=device, n=n, classes=classes, d=args.d)
-            try:
-                result = run_lp_benchmark(n, classes, args.d, noise=args.noise, threads=args.threads,
-                                          seed=args.seed, device=device, json_path=json_path)
-            except ValueError as error:
-                return _usage_error(parser, str(error))
-            failed |= _any_failed(result)
+    for combination in itertools.product(*grid.values()):
+        values = dict(zip(grid, combination))
+        try:
+            result = run(device=device, json_path=args.json.format(device=device, **values, **fixed), **values)
+        except ValueError as error:
+            return _usage_error(parser, str(error))
+        failed |= _any_failed(result)
     return 1 if failed else 0
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from clipadapt.device import device_summary
+import numpy as np
+
+from clipadapt.device import cuda_available, device_summary
 
 # The matmul each device's "fraction of the measured mm rate" column is relative to.
 _REFERENCE_MM = {"cpu": {"size": 4096, "dtype": "float32", "iterations": 1},
@@ -42,6 +44,16 @@ def import_or_unavailable(module: str, hint: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as missing:
         raise MethodUnavailable(f"{module} is not installed ({hint})") from missing
+
+
+def require_clipadapt_on(device: str) -> None:
+    """Raises :class:`MethodUnavailable` when clipadapt cannot run on ``device`` (on CUDA it
+    needs its CUDA build, a visible device, and torch to hold the rows)."""
+    if device != "cuda":
+        return
+    if not cuda_available():
+        raise MethodUnavailable("no usable CUDA device (clipadapt built without CUDA, or none visible)")
+    import_or_unavailable("torch", "CUDA rows are passed as torch tensors")
 
 
 def log(message: str) -> None:
@@ -73,6 +85,11 @@ def cuda_sync() -> None:
     torch.cuda.synchronize()
 
 
+def synchronizer(device: str) -> Callable[[], None]:
+    """The ``synchronize`` of work on ``device``: :func:`cuda_sync` on ``"cuda"``, else :func:`no_sync`."""
+    return cuda_sync if device == "cuda" else no_sync
+
+
 def to_torch(array: Any, *, device: str, dtype: str | None = None) -> Any:
     """``array`` (numpy, or torch on any device) as a torch tensor on ``device``, cast to ``dtype`` if given."""
     import torch
@@ -80,9 +97,15 @@ def to_torch(array: Any, *, device: str, dtype: str | None = None) -> Any:
     return torch.as_tensor(array, device=device, dtype=None if dtype is None else getattr(torch, dtype))
 
 
-def reference_mm_rate(device: str, threads: int) -> dict[str, Any]:
+def on_device(array: Any, device: str) -> Any:
+    """Host rows as clipadapt takes them on ``device``: as they are on the CPU, else a torch tensor there."""
+    return array if device == "cpu" else to_torch(array, device=device)
+
+
+def reference_mm_rate(device: str, threads: int, dtype: str | None = None) -> dict[str, Any]:
     """Measured GFLOP/s of one square ``torch.mm``: float32 4096^3 on the CPU (``threads``
-    threads), bfloat16 8192^3 on CUDA; the yardstick for a kernel's fraction of the machine.
+    threads), bfloat16 8192^3 on CUDA, or the same sizes in ``dtype`` when given; the
+    yardstick for a kernel's fraction of the machine.
 
     Raises:
         ImportError: torch is not installed.
@@ -93,16 +116,41 @@ def reference_mm_rate(device: str, threads: int) -> dict[str, Any]:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("torch sees no CUDA device")
     spec = _REFERENCE_MM[device]
-    size, iterations = spec["size"], spec["iterations"]
+    size, iterations, dtype = spec["size"], spec["iterations"], dtype or spec["dtype"]
     torch.set_num_threads(threads)
-    a = torch.randn(size, size, device=device).to(getattr(torch, spec["dtype"]))
+    a = torch.randn(size, size, device=device).to(getattr(torch, dtype))
     b = torch.randn(size, size, device=device).to(a.dtype)
-    synchronize = cuda_sync if device == "cuda" else no_sync
     torch.mm(a, b)  # warm-up: library handles, thread pool, clocks
-    (seconds,), _ = time_call(lambda: [torch.mm(a, b) for _ in range(iterations)], synchronize=synchronize)
-    return {"op": "torch.mm", "dtype": spec["dtype"], "shape": [size, size, size], "device": device,
+    (seconds,), _ = time_call(lambda: [torch.mm(a, b) for _ in range(iterations)],
+                              synchronize=synchronizer(device))
+    return {"op": "torch.mm", "dtype": dtype, "shape": [size, size, size], "device": device,
             "threads": threads if device == "cpu" else None,
             "gflops": 2.0 * size**3 * iterations / seconds / 1e9}
+
+
+def measure_reference_mm(benchmark: str, device: str, threads: int, dtype: str | None = None) -> dict[str, Any]:
+    """:func:`reference_mm_rate`, logged under ``benchmark``'s name; ``{"unavailable": why}``
+    when it cannot be measured (no torch, or no CUDA device for torch)."""
+    log(f"{benchmark}: measuring the reference torch.mm rate on {device}")
+    try:
+        return reference_mm_rate(device, threads, dtype)
+    except (ImportError, RuntimeError) as why:
+        return {"unavailable": str(why)}
+
+
+def describe_reference_mm(reference: dict[str, Any]) -> str:
+    """A legend line's account of a :func:`measure_reference_mm` result."""
+    if "gflops" not in reference:
+        return f"reference torch.mm rate unavailable ({reference['unavailable']})"
+    size = "x".join(map(str, reference["shape"]))
+    threads = f", {reference['threads']} threads" if reference["threads"] else ""
+    return f"measured {reference['dtype']} torch.mm {size}{threads}: {reference['gflops']:.1f} GFLOP/s"
+
+
+def recall_at_k(found: Any, truth: Any) -> float:
+    """Mean over rows of |found ∩ truth| / k, for id arrays [rows, k] (numpy)."""
+    hits = sum(len(np.intersect1d(mine, true)) for mine, true in zip(found, truth))
+    return hits / truth.size
 
 
 def machine_info(threads: int) -> dict[str, Any]:

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from clipadapt.bench.common import (MethodUnavailable, Skipped, cuda_sync, format_table, import_or_unavailable,
-                                    invoking_command, log, machine_info, no_sync, optional_number,
-                                    reference_mm_rate, time_call, to_torch, utc_now, write_json)
+from clipadapt.bench.common import (MethodUnavailable, Skipped, cuda_sync, describe_reference_mm, format_table,
+                                    import_or_unavailable, invoking_command, log, machine_info,
+                                    measure_reference_mm, no_sync, optional_number, recall_at_k, time_call,
+                                    to_torch, utc_now, write_json)
 from clipadapt.bench.data import synthetic_clip
 from clipadapt.device import cuda_available, set_num_threads
 from clipadapt.knn import knn_graph
@@ -256,12 +257,6 @@ def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.
     return np.take_along_axis(scores, best, axis=1), np.take_along_axis(ids, best, axis=1)
 
 
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean over rows of |found ∩ truth| / k, for id arrays [rows, k]."""
-    hits = sum(len(np.intersect1d(mine, true)) for mine, true in zip(found, truth))
-    return hits / truth.size
-
-
 def run_knn_benchmark(n: int, d: int, k: int, *, threads: int = 2, seed: int = 0,
                       methods: Sequence[str] | None = None, dtype: str = "float32", device: str = "cpu",
                       oracle_queries: int = 1000, repeats: int = 1, json_path: str | Path | None = None
@@ -298,7 +293,7 @@ def run_knn_benchmark(n: int, d: int, k: int, *, threads: int = 2, seed: int = 0
     oracle_rows = np.sort(np.random.default_rng(seed).choice(n, size=min(oracle_queries, n), replace=False))
     log(f"knn: float64 oracle on {len(oracle_rows)} query rows")
     truth = exact_neighbours(x, oracle_rows, k)
-    reference = _reference_mm(device, threads)
+    reference = measure_reference_mm("knn", device, threads)
     rows = [_measure(entry, x, k, repeats, oracle_rows, truth) for entry in planned]
     _add_relative_columns(rows, flops=2.0 * n * n * d, reference_gflops=reference.get("gflops"))
     result = {"benchmark": "knn", "date": utc_now(), "command": invoking_command(), "parameters": parameters,
@@ -318,14 +313,6 @@ def _check_parameters(n: int, k: int, device: str, dtype: str, oracle_queries: i
         raise ValueError(f"k: need 1 <= k < n, got k={k}, n={n}")
     if oracle_queries < 1 or repeats < 1:
         raise ValueError(f"oracle_queries and repeats must be >= 1, got {oracle_queries} and {repeats}")
-
-
-def _reference_mm(device: str, threads: int) -> dict[str, Any]:
-    log(f"knn: measuring the reference torch.mm rate on {device}")
-    try:
-        return reference_mm_rate(device, threads)
-    except (ImportError, RuntimeError) as why:
-        return {"unavailable": str(why)}
 
 
 def _measure(entry: Method | Skipped, x: np.ndarray, k: int, repeats: int, oracle_rows: np.ndarray,
@@ -382,14 +369,8 @@ def format_knn_table(result: dict[str, Any]) -> str:
     rows = [_table_row(row) for row in result["rows"]]
     title = (f"k-NN graph: n={p['n']} d={p['d']} k={p['k']} {p['dtype']} on {p['device']}, "
              f"{p['threads']} threads, seed {p['seed']}")
-    if "gflops" in reference:
-        size = "x".join(map(str, reference["shape"]))
-        threads = f", {reference['threads']} threads" if reference["threads"] else ""
-        mm = f"measured {reference['dtype']} torch.mm {size}{threads}: {reference['gflops']:.1f} GFLOP/s"
-    else:
-        mm = f"reference torch.mm rate unavailable ({reference['unavailable']})"
     legend = ["ours/this = clipadapt time / this method's time (< 1: clipadapt faster)",
-              f"of mm rate = GFLOP/s (2*n*n*d / time) / {mm}"]
+              f"of mm rate = GFLOP/s (2*n*n*d / time) / {describe_reference_mm(reference)}"]
     return "\n".join([title, format_table(headers, rows, align="llrrrrrl"), *legend])
 
 

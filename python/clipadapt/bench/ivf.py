@@ -1,0 +1,384 @@
+"""IVF benchmark on paired data with a modality gap: how well text queries (captions) find their
+nearest images through inverted lists built from three sets of centroids.
+
+- ``paired``: ``clipadapt.paired_kmeans(images, captions)`` (rows assigned by image, centroids
+  the normalised means of the captions) + ``clipadapt.IVFIndex``;
+- ``kmeans``: ``clipadapt.kmeans(images)`` + ``clipadapt.IVFIndex``;
+- ``faiss``: ``faiss.IndexIVFFlat`` (inner product), trained by faiss's own k-means on the images.
+
+Every index holds all the images; the queries are captions of held-out items; the ground truth
+is the exact top-k images of each query by inner product (``clipadapt.knn``).
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clipadapt.bench.common import (MethodUnavailable, Skipped, format_table, import_or_unavailable, invoking_command,
+                                    log, machine_info, no_sync, on_device, recall_at_k, require_clipadapt_on,
+                                    synchronizer, time_call, utc_now, write_json)
+from clipadapt.bench.data import synthetic_pairs
+from clipadapt.device import set_num_threads
+from clipadapt.ivf import IVFIndex
+from clipadapt.kmeans import kmeans, paired_kmeans
+from clipadapt.knn import _to_numpy, knn
+
+INDEXES = ("paired", "kmeans", "faiss")
+DEVICES = ("cpu", "cuda")
+DEFAULT_N, DEFAULT_D, DEFAULT_CLUSTERS = 20_000, 512, 128  # about n / 150 rows per list
+DEFAULT_ITERS, DEFAULT_QUERIES = 10, 1000
+# synthetic_pairs' defaults (synthetic_clip's), not tuned for any index.
+DEFAULT_CLASSES, DEFAULT_GAP, DEFAULT_NOISE = 100, 0.3, 0.6
+DEFAULT_NPROBES = (1, 2, 4, 8, 16, 32)
+# Neighbours searched per query: recall@1 scores the first, recall@10 all of them.
+K = 10
+# Rows whose norms are checked when the features come from files.
+_NORM_CHECK_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What every index is built from and searched with (host float32 arrays).
+
+    Attributes:
+        images: [n, d] the database, paired row by row with ``captions``.
+        captions: [n, d] used by paired k-means only.
+        queries: [nq, d] text queries (items not in the database).
+        images_path: the ``.npy`` file ``images`` were read from, which ``IVFIndex.add`` then
+            reads itself; None for generated data.
+        description: how the data were made, for the result.
+    """
+
+    images: np.ndarray
+    captions: np.ndarray
+    queries: np.ndarray
+    images_path: Path | None
+    description: dict[str, Any]
+
+
+def synthetic_corpus(n: int, d: int, n_queries: int = DEFAULT_QUERIES, *, n_classes: int = DEFAULT_CLASSES,
+                     gap: float = DEFAULT_GAP, noise: float = DEFAULT_NOISE, seed: int = 0) -> Corpus:
+    """n paired items of :func:`synthetic_pairs` (split 0) as the database, and the captions of
+    ``n_queries`` more items (split 1: same classes and gap, independent draws) as queries."""
+    generate = partial(synthetic_pairs, d=d, n_classes=n_classes, gap=gap, noise=noise, seed=seed)
+    database, held_out = generate(n, split=0), generate(n_queries, split=1)
+    return Corpus(images=database.images, captions=database.captions, queries=held_out.captions, images_path=None,
+                  description={"data": "synthetic_pairs(n, d, n_classes, gap, noise, seed, split=0); queries: "
+                                       "captions of synthetic_pairs(n_queries, ..., split=1)",
+                               "n_classes": n_classes, "gap": gap, "noise": noise, "n_queries": n_queries,
+                               "data_seed": seed})
+
+
+def corpus_from_files(images: str | os.PathLike, captions: str | os.PathLike,
+                      queries: str | os.PathLike) -> Corpus:
+    """Real features from float32 ``.npy`` files: paired images and captions [n, d], queries
+    [nq, d]. Rows are used as they are (normalise them first for cosine)."""
+    arrays = {name: np.load(path) for name, path in (("images", images), ("captions", captions),
+                                                      ("queries", queries))}
+    _check_features(arrays)
+    return Corpus(**arrays, images_path=Path(images),
+                  description={"data": "files", "images": os.fspath(images), "captions": os.fspath(captions),
+                               "queries": os.fspath(queries), "n_queries": len(arrays["queries"])})
+
+
+def _check_features(arrays: dict[str, np.ndarray]) -> None:
+    for name, array in arrays.items():
+        if array.dtype != np.float32 or array.ndim != 2:
+            raise ValueError(f"--{name}: expected a float32 [rows, d] array, got {array.dtype} {array.shape}; "
+                             "save it with np.save(path, x.astype(np.float32))")
+        norms = np.linalg.norm(array[:_NORM_CHECK_ROWS], axis=1)
+        if not np.allclose(norms, 1.0, atol=1e-3):
+            log(f"ivf: {name}: rows are not unit-norm, so inner product is not cosine")
+    images, captions, queries = arrays["images"], arrays["captions"], arrays["queries"]
+    if captions.shape != images.shape or queries.shape[1] != images.shape[1]:
+        raise ValueError(f"images {images.shape} and captions {captions.shape} must be pairs, and queries "
+                         f"{queries.shape} of the same dimension")
+
+
+@dataclass(frozen=True)
+class BuiltIndex:
+    """An index ready to search, and what building it took.
+
+    Attributes:
+        train_seconds: computing the centroids (k-means).
+        add_seconds: putting every image in its list.
+        list_sizes: int64 [K] rows per list.
+        search: nprobe -> ids [nq, K] of the queries' top K (any library and device).
+        probe: nprobe -> ids [nq, nprobe] of the lists each query probes (any library and device).
+    """
+
+    train_seconds: float
+    add_seconds: float
+    list_sizes: np.ndarray
+    search: Callable[[int], Any]
+    probe: Callable[[int], Any]
+
+
+@dataclass(frozen=True)
+class IndexMethod:
+    """One way to build the inverted lists.
+
+    Attributes:
+        name: column label, one of :data:`INDEXES`.
+        description: what is built, for the legend.
+        build: corpus -> :class:`BuiltIndex` (timed inside).
+        synchronize: waits for the device work a search queued.
+    """
+
+    name: str
+    description: str
+    build: Callable[[Corpus], BuiltIndex]
+    synchronize: Callable[[], None] = no_sync
+
+
+@dataclass(frozen=True)
+class _Setup:
+    device: str
+    threads: int
+    clusters: int
+    iters: int
+    seed: int
+
+    @property
+    def synchronize(self) -> Callable[[], None]:
+        return synchronizer(self.device)
+
+    def adopt(self, array: np.ndarray) -> Any:
+        return on_device(array, self.device)
+
+
+def plan_indexes(*, clusters: int, iters: int = DEFAULT_ITERS, device: str = "cpu", threads: int = 2,
+                 seed: int = 0) -> list[IndexMethod | Skipped]:
+    """Every index of :data:`INDEXES` that can be built on ``device``, and the ones that cannot
+    as :class:`Skipped`. Sets each library's thread count to ``threads``."""
+    setup = _Setup(device=device, threads=threads, clusters=clusters, iters=iters, seed=seed)
+    planned: list[IndexMethod | Skipped] = []
+    for name, factory in _INDEX_FACTORIES.items():
+        try:
+            planned.append(factory(setup))
+        except MethodUnavailable as why:
+            planned.append(Skipped(name, str(why), device))
+    return planned
+
+
+def _clipadapt_index(setup: _Setup, *, paired: bool) -> IndexMethod:
+    require_clipadapt_on(setup.device)
+    set_num_threads(setup.threads)
+    description = ("clipadapt.paired_kmeans(images, captions) centroids (caption space)" if paired
+                   else "clipadapt.kmeans(images) centroids")
+    return IndexMethod("paired" if paired else "kmeans", f"{description} + clipadapt.IVFIndex",
+                       partial(_build_clipadapt, setup=setup, paired=paired), setup.synchronize)
+
+
+def _build_clipadapt(corpus: Corpus, *, setup: _Setup, paired: bool) -> BuiltIndex:
+    """k-means (paired or not, init="random", metric "ip"), then every image added to an
+    ``IVFIndex`` over its centroids, from the file when the images came from one."""
+    images = setup.adopt(corpus.images)
+    clustering = partial(paired_kmeans, images, setup.adopt(corpus.captions)) if paired else partial(kmeans, images)
+    (train_seconds,), result = time_call(partial(clustering, setup.clusters, n_iter=setup.iters, metric="ip",
+                                                 init="random", seed=setup.seed), synchronize=setup.synchronize)
+    index = IVFIndex(result.centroids, metric="ip")
+    database = images if corpus.images_path is None else corpus.images_path
+    (add_seconds,), _ = time_call(partial(index.add, database), synchronize=setup.synchronize)
+    queries = setup.adopt(corpus.queries)
+    return BuiltIndex(train_seconds, add_seconds, index.list_sizes(),
+                      search=lambda nprobe: index.search(queries, K, nprobe=nprobe)[1],
+                      probe=lambda nprobe: knn(queries, index.centroids, nprobe, metric="ip")[1])
+
+
+def _faiss_index(setup: _Setup) -> IndexMethod:
+    faiss = import_or_unavailable("faiss", "pip install faiss-cpu")
+    if setup.device == "cuda" and not hasattr(faiss, "StandardGpuResources"):
+        raise MethodUnavailable("this faiss build has no GPU support (faiss-cpu)")
+    faiss.omp_set_num_threads(setup.threads)
+    gpu_resources = faiss.StandardGpuResources() if setup.device == "cuda" else None
+    return IndexMethod("faiss", "faiss IndexIVFFlat (inner product), trained by faiss k-means (spherical) on images",
+                       partial(_build_faiss, setup=setup, gpu_resources=gpu_resources))
+
+
+def _build_faiss(corpus: Corpus, *, setup: _Setup, gpu_resources: Any = None) -> BuiltIndex:
+    """``IndexIVFFlat`` over an ``IndexFlatIP`` quantizer, faiss's k-means with the benchmark's
+    iterations and seed on every image (no sub-sampling), then every image added."""
+    import faiss
+
+    n, d = corpus.images.shape
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, setup.clusters, faiss.METRIC_INNER_PRODUCT)
+    if gpu_resources is not None:
+        index = faiss.index_cpu_to_gpu(gpu_resources, 0, index)
+    index.cp.niter, index.cp.seed = setup.iters, setup.seed
+    index.cp.max_points_per_centroid = math.ceil(n / setup.clusters) + 1
+    index.cp.min_points_per_centroid = 1  # faiss only warns below it
+    (train_seconds,), _ = time_call(partial(index.train, corpus.images), synchronize=no_sync)
+    (add_seconds,), _ = time_call(partial(index.add, corpus.images), synchronize=no_sync)
+    return BuiltIndex(train_seconds, add_seconds, _faiss_list_sizes(index),
+                      search=partial(_faiss_search, index, corpus.queries),
+                      probe=lambda nprobe: index.quantizer.search(corpus.queries, nprobe)[1])
+
+
+def _faiss_list_sizes(index: Any) -> np.ndarray:
+    import faiss
+
+    host = index if isinstance(index, faiss.IndexIVF) else faiss.index_gpu_to_cpu(index)
+    return np.array([host.invlists.list_size(i) for i in range(host.nlist)], dtype=np.int64)
+
+
+def _faiss_search(index: Any, queries: np.ndarray, nprobe: int) -> np.ndarray:
+    index.nprobe = nprobe
+    return index.search(queries, K)[1]
+
+
+_INDEX_FACTORIES: dict[str, Callable[[_Setup], IndexMethod]] = {
+    "paired": partial(_clipadapt_index, paired=True), "kmeans": partial(_clipadapt_index, paired=False),
+    "faiss": _faiss_index}
+
+
+def exact_top_k(corpus: Corpus, device: str = "cpu") -> tuple[np.ndarray, float]:
+    """The ground truth: ids int64 [nq, K] of each query's K best images by inner product
+    (``clipadapt.knn``, exact), and the seconds it took."""
+    queries, images = on_device(corpus.queries, device), on_device(corpus.images, device)
+    (seconds,), (_, ids) = time_call(partial(knn, queries, images, K, metric="ip"), synchronize=synchronizer(device))
+    return _to_numpy(ids), seconds
+
+
+def run_ivf_benchmark(corpus: Corpus, clusters: int, *, iters: int = DEFAULT_ITERS,
+                      nprobes: Sequence[int] = DEFAULT_NPROBES, threads: int = 2, seed: int = 0,
+                      device: str = "cpu", json_path: str | Path | None = None) -> dict[str, Any]:
+    """Build every index of :data:`INDEXES` on ``corpus`` with ``clusters`` lists, search the
+    queries at each nprobe, score recall@1 and recall@10 against exact search, print a table and
+    return (and write) the results.
+
+    Args:
+        corpus: :func:`synthetic_corpus` or :func:`corpus_from_files`.
+        clusters: K, inverted lists per index (1 <= K <= images).
+        iters: k-means iterations of every index (faiss's included), >= 1.
+        nprobes: lists probed per query; values above K are left out.
+        threads: CPU threads of every library (set process-wide).
+        seed: seeds every k-means initialisation.
+        device: ``"cpu"`` or ``"cuda"`` (faiss on CUDA needs a faiss GPU build).
+        json_path: where to write the result as JSON, if anywhere.
+
+    Returns:
+        ``{"benchmark", "date", "command", "parameters", "machine", "ground_truth", "rows"}``;
+        each row is one index: ``method, description, status`` (``ok``, ``skipped`` or
+        ``failed``) and ``reason``, or ``train_seconds, add_seconds, list_imbalance, empty_lists,
+        largest_list`` and ``by_nprobe``: ``[{nprobe, recall_at_1, recall_at_10, search_seconds,
+        rows_scanned}]`` (``rows_scanned``: mean rows in a query's probed lists).
+    """
+    n, d = corpus.images.shape
+    probed = [nprobe for nprobe in nprobes if nprobe <= clusters]
+    _check_parameters(n, clusters, iters, probed, device)
+    parameters = {"n": n, "d": d, "clusters": clusters, "iters": iters, "k": K, "nprobes": probed,
+                  "threads": threads, "seed": seed, "device": device, "metric": "ip", "init": "random",
+                  **corpus.description}
+    planned = plan_indexes(clusters=clusters, iters=iters, device=device, threads=threads, seed=seed)
+    log(f"ivf: exact top-{K} of {len(corpus.queries)} queries among {n} images (clipadapt.knn)")
+    truth, exact_seconds = exact_top_k(corpus, device)
+    rows = [_measure(entry, corpus, probed, truth) for entry in planned]
+    result = {"benchmark": "ivf", "date": utc_now(), "command": invoking_command(), "parameters": parameters,
+              "machine": machine_info(threads), "rows": rows,
+              "ground_truth": {"method": f"clipadapt.knn(queries, images, {K}, metric='ip')", "device": device,
+                               "seconds": exact_seconds}}
+    print(format_ivf_table(result))
+    if json_path is not None:
+        log(f"ivf: wrote {write_json(json_path, result)}")
+    return result
+
+
+def _check_parameters(n: int, clusters: int, iters: int, nprobes: Sequence[int], device: str) -> None:
+    if device not in DEVICES:
+        raise ValueError(f"device: unknown device {device!r}; use one of {', '.join(DEVICES)}")
+    if not 1 <= clusters <= n or n < K:
+        raise ValueError(f"need 1 <= clusters <= n and n >= {K}, got clusters={clusters}, n={n}")
+    if iters < 1:
+        raise ValueError(f"iters: must be >= 1, got {iters}")
+    if not nprobes or min(nprobes) < 1:
+        raise ValueError(f"nprobe: need values in [1, clusters={clusters}], got {list(nprobes)}")
+
+
+def _measure(entry: IndexMethod | Skipped, corpus: Corpus, nprobes: Sequence[int],
+             truth: np.ndarray) -> dict[str, Any]:
+    """One index's row: built, searched at every nprobe and scored, or why not."""
+    if isinstance(entry, Skipped):
+        log(f"ivf: {entry.name} skipped: {entry.reason}")
+        return {"method": entry.name, "status": "skipped", "reason": entry.reason}
+    row = {"method": entry.name, "description": entry.description}
+    log(f"ivf: {entry.name}: building ({entry.description})")
+    try:
+        built = entry.build(corpus)
+        by_nprobe = [_search(built, nprobe, truth, entry.synchronize) for nprobe in nprobes]
+    except (RuntimeError, MemoryError) as error:
+        log(f"ivf: {entry.name} failed: {error}")
+        return {**row, "status": "failed", "reason": f"{type(error).__name__}: {error}"}
+    sizes = built.list_sizes
+    log(f"ivf: {entry.name}: train {built.train_seconds:.3f} s, add {built.add_seconds:.3f} s")
+    return {**row, "status": "ok", "train_seconds": built.train_seconds, "add_seconds": built.add_seconds,
+            "list_imbalance": list_imbalance(sizes), "empty_lists": int((sizes == 0).sum()),
+            "largest_list": int(sizes.max()), "by_nprobe": by_nprobe}
+
+
+def _search(built: BuiltIndex, nprobe: int, truth: np.ndarray, synchronize: Callable[[], None]) -> dict[str, Any]:
+    """Recall@1 and recall@K of one timed search of every query at ``nprobe``, and the mean
+    rows in the lists a query probes (what the search reads, whatever the implementation)."""
+    (seconds,), ids = time_call(partial(built.search, nprobe), synchronize=synchronize)
+    found = _to_numpy(ids)
+    rows_scanned = built.list_sizes[_to_numpy(built.probe(nprobe))].sum(axis=1).mean()
+    return {"nprobe": nprobe, "recall_at_1": recall_at_k(found[:, :1], truth[:, :1]),
+            "recall_at_10": recall_at_k(found, truth), "search_seconds": seconds, "rows_scanned": float(rows_scanned)}
+
+
+def list_imbalance(sizes: np.ndarray) -> float:
+    """faiss's imbalance factor K * sum(size^2) / n^2: 1 for equal lists, larger when a query's
+    probed lists hold more rows than average."""
+    total = float(sizes.sum())
+    return len(sizes) * float(np.square(sizes.astype(np.float64)).sum()) / total**2
+
+
+def format_ivf_table(result: dict[str, Any]) -> str:
+    """The recall table (one row per nprobe, two columns per index) and the build table of a
+    :func:`run_ivf_benchmark` result, with a legend."""
+    p, rows = result["parameters"], result["rows"]
+    data = (f"images {p['images']}, captions {p['captions']}, queries {p['queries']}" if p["data"] == "files"
+            else f"{p['n_classes']} classes, gap={p['gap']}, noise={p['noise']}, data seed {p['data_seed']}")
+    title = (f"IVF, text queries -> images: n={p['n']} d={p['d']} K={p['clusters']} lists, {p['iters']} k-means "
+             f"iterations (seed {p['seed']}), {p['n_queries']} queries, top-{p['k']}, on {p['device']}, {p['threads']} "
+             f"threads; {data}")
+    recall_table = _per_nprobe_table(rows, p["nprobes"], {"R@1": ("recall_at_1", ".4f"),
+                                                          f"R@{p['k']}": ("recall_at_10", ".4f")})
+    cost_table = _per_nprobe_table(rows, p["nprobes"], {"rows read": ("rows_scanned", ".0f"),
+                                                        "search s": ("search_seconds", ".3f")})
+    build_headers = ["index", "train s", "add s", "imbalance", "empty lists", "largest list", "what"]
+    legend = [f"R@1 = fraction of queries whose first result is their exact nearest image; R@{p['k']} = mean "
+              f"|found top-{p['k']} ∩ exact top-{p['k']}| / {p['k']}; exact = {result['ground_truth']['method']}",
+              "rows read = mean rows in the lists a query probes (the work, whatever the implementation); "
+              f"search s = seconds to search all {p['n_queries']} queries",
+              "imbalance = K * sum(list size^2) / n^2 (1 = equal lists)"]
+    return "\n".join([title, recall_table, "", cost_table, "",
+                      format_table(build_headers, [_build_row(row) for row in rows], align="lrrrrrl"), *legend])
+
+
+def _per_nprobe_table(rows: Sequence[dict[str, Any]], nprobes: Sequence[int],
+                      columns: dict[str, tuple[str, str]]) -> str:
+    """One line per nprobe; per index, one column per entry of ``columns`` (header -> the
+    ``by_nprobe`` field and its format); ``-`` for an index that was not built."""
+    headers = ["nprobe", *(f"{row['method']} {header}" for row in rows for header in columns)]
+    lines = [[str(nprobe), *(_cell(row, position, field, spec) for row in rows for field, spec in columns.values())]
+             for position, nprobe in enumerate(nprobes)]
+    return format_table(headers, lines, align="r" * len(headers))
+
+
+def _cell(row: dict[str, Any], position: int, field: str, spec: str) -> str:
+    return format(row["by_nprobe"][position][field], spec) if row["status"] == "ok" else "-"
+
+
+def _build_row(row: dict[str, Any]) -> list[str]:
+    if row["status"] != "ok":
+        return [row["method"], *["-"] * 5, f"{row['status']} ({row['reason']})"]
+    return [row["method"], f"{row['train_seconds']:.3f}", f"{row['add_seconds']:.3f}", f"{row['list_imbalance']:.2f}",
+            str(row["empty_lists"]), str(row["largest_list"]), row["description"]]
