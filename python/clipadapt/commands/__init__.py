@@ -1,0 +1,1 @@
+"""Method commands of the ``clipadapt`` CLI; each module imports its heavy dependencies only when run."""
