@@ -28,7 +28,8 @@ def test_reclip_command_on_weights_file_and_image_folder(tmp_path, capsys):
             Image.fromarray(pixels.byte().numpy()).save(tmp_path / "images" / name / f"{item}.png")
     argv = ["reclip", "--dataset", str(tmp_path / "images"), "--model", "clipadapt-cli-tiny",
             "--model-config", str(tmp_path / "tiny.json"), "--weights", str(tmp_path / "tiny.pt"),
-            "--out", str(tmp_path / "run"), "--epochs", "2", "--batch-size", "16", "--empty-centroid", "text"]
+            "--out", str(tmp_path / "run"), "--epochs", "2", "--batch-size", "16", "--empty-centroid", "text",
+            "--feature-cache", str(tmp_path / "cache")]
     assert main(argv) == 0
     summary = capsys.readouterr().out
     assert "best_epoch_accuracy" in summary and "result.json" in summary
@@ -36,4 +37,5 @@ def test_reclip_command_on_weights_file_and_image_folder(tmp_path, capsys):
     assert result["classes"] == 3 and len(result["history"]) == 2
     assert result["weights"] == str(tmp_path / "tiny.pt")
     assert (tmp_path / "run" / "curves.png").is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
+    assert len(list((tmp_path / "cache").glob("features-*.npz"))) == 1
     assert main(argv + ["--resume"]) == 0  # everything done already: resumes past the last epoch

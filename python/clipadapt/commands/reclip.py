@@ -33,6 +33,8 @@ def add_reclip_parser(commands: argparse._SubParsersAction) -> None:
                         help="V classifier row of a class no node is predicted as")
     reclip.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     reclip.add_argument("--amp", choices=("fp16", "bf16"), default=None, help="autocast on the GPU")
+    reclip.add_argument("--feature-cache", default=None,
+                        help="directory caching the frozen image features across runs (keyed by model, weights, dataset)")
     reclip.add_argument("--seed", type=int, default=0)
     reclip.add_argument("--workers", type=int, default=0, help="data-loading processes")
     reclip.set_defaults(run=run_reclip)
@@ -53,9 +55,11 @@ def run_reclip(args: argparse.Namespace) -> int:
     prompts = from_folder(dataset.classes) if Path(args.dataset).is_dir() else get_prompts(args.dataset)
     config = ReCLIPConfig(epochs=args.epochs, batch_size=args.batch_size, lr_visual=args.lr_visual,
                           lr_text=args.lr_text, visual_loss=args.visual_loss, empty_centroid=args.empty_centroid,
-                          amp=args.amp, seed=args.seed, device=args.device, num_workers=args.workers)
+                          amp=args.amp, feature_cache=args.feature_cache, seed=args.seed, device=args.device,
+                          num_workers=args.workers)
+    dataset_id = f"{Path(args.dataset).resolve()}" if Path(args.dataset).is_dir() else f"{args.dataset}@{args.root}"
     result = ReCLIP(clip, prompts.classnames, prompts.templates, config).fit(dataset, out_dir=args.out,
-                                                                             resume=args.resume)
+                                                                             resume=args.resume, dataset_id=dataset_id)
     print(json.dumps({key: result[key] for key in ("zero_shot_accuracy", "best_epoch_accuracy", "best_epoch",
                                                    "final_accuracy")}, indent=2))
     print(f"result: {Path(args.out) / 'result.json'}, curves: {Path(args.out) / 'curves.png'}")

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from clipadapt.clip.data import image_features
 from clipadapt.clip.models import ClipModel
 from clipadapt.reclip.branches import encode_ensemble, encode_prompts, text_branch, visual_branch
 from clipadapt.reclip.objectives import (LOGIT_SCALE, agreement_mask, centroid_logits, combined_logits, epoch_count,
@@ -32,7 +33,8 @@ class ReCLIPConfig:
     250 above 500 classes. ``visual_loss`` "released" keeps the released code's extra 1/B in the
     V loss ("mean" removes it); ``empty_centroid`` "nan" is the released behaviour for a class no
     node is predicted as ("text" keeps its text embedding). ``amp`` ("fp16"/"bf16") autocasts
-    the forwards on a GPU.
+    the forwards on a GPU. ``feature_cache`` is a directory where the frozen visual encoder's
+    features (the T branch's, identical in every epoch) are cached across runs.
     """
 
     epochs: int | None = None
@@ -49,6 +51,7 @@ class ReCLIPConfig:
     visual_loss: Literal["released", "mean"] = "released"
     empty_centroid: Literal["nan", "text"] = "nan"
     amp: Literal["fp16", "bf16"] | None = None
+    feature_cache: str | None = None
     seed: int = 0
     device: str = "cpu"
     num_workers: int = 0
@@ -103,9 +106,10 @@ class ReCLIP:
 
     # ---- the loop -----------------------------------------------------------------------
 
-    def fit(self, dataset: Any, *, out_dir: str | Path | None = None, resume: bool = False,
-            progress: bool = True) -> dict[str, Any]:
-        """Adapt on ``dataset`` and return the result (also written to ``out_dir/result.json``)."""
+    def fit(self, dataset: Any, *, out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
+            dataset_id: str = "target") -> dict[str, Any]:
+        """Adapt on ``dataset`` and return the result (also written to ``out_dir/result.json``).
+        ``dataset_id`` names the dataset in the feature cache key."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
         self._setup()
@@ -113,7 +117,7 @@ class ReCLIP:
         out = Path(out_dir) if out_dir is not None else None
         start = self._restore(out) if resume and out is not None else 0
         eval_loader = self._loader(dataset, shuffle=False)
-        frozen_features, labels = self._frozen_image_features(eval_loader, progress)
+        frozen_features, labels = self._frozen_image_features(dataset, dataset_id, progress)
         for epoch in range(start, epochs):
             record, text_labels, visual_labels = self._evaluate_and_label(epoch, eval_loader, frozen_features, labels,
                                                                           progress)
@@ -136,7 +140,7 @@ class ReCLIP:
     def predict(self, dataset: Any, *, progress: bool = False) -> torch.Tensor:
         """Final prediction: argmax of the averaged T and V logits (int64 [N])."""
         loader = self._loader(dataset, shuffle=False)
-        frozen, _ = self._frozen_image_features(loader, progress)
+        frozen, _ = self._frozen_image_features(dataset, "predict", progress, cache=False)
         text_logits, visual_logits, _ = self._logits(loader, frozen, progress)
         return combined_logits(text_logits, visual_logits).argmax(1)
 
@@ -174,17 +178,16 @@ class ReCLIP:
 
     # ---- evaluation and pseudo labels ----------------------------------------------------
 
-    @torch.no_grad()
-    def _frozen_image_features(self, loader: Any, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _frozen_image_features(self, dataset: Any, dataset_id: str, progress: bool,
+                               cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Images through the original (frozen) visual encoder: the T branch's features, the
-        same in every epoch, computed once."""
-        features, labels = [], []
-        for images, targets, _ in tqdm(loader, desc="frozen features", disable=not progress, leave=False):
-            with self._autocast():
-                encoded = self.text_model.encode_image(images.to(self.config.device))
-            features.append(F.normalize(encoded.float(), dim=1))
-            labels.append(torch.as_tensor(targets))
-        return torch.cat(features), torch.cat(labels).to(self.config.device)
+        same in every epoch, computed once (and cached on disk with ``feature_cache``)."""
+        cfg = self.config
+        with self._autocast():
+            features, labels = image_features(self.clip, dataset, dataset_id=dataset_id, batch_size=cfg.batch_size,
+                                              device=cfg.device, cache_dir=cfg.feature_cache if cache else None,
+                                              num_workers=cfg.num_workers, progress=progress)
+        return features.to(cfg.device), labels.to(cfg.device)
 
     @torch.no_grad()
     def _logits(self, loader: Any, frozen: torch.Tensor, progress: bool) -> tuple[torch.Tensor, ...]:
