@@ -12,6 +12,7 @@
 #include "core/errors.h"
 #include "core/half.h"
 #include "core/parallel.h"
+#include "core/simd.h"
 #include "knn/knn.h"
 #include "knn/topk_heap.h"
 #include "knn/topk_rules.h"
@@ -125,9 +126,7 @@ void dots_to_keys(float* row, int64_t count, float query_term, const float* data
 // Feeds one row of keys (database rows first_index...) to a query's heap. Blocks whose every
 // key is below the current worst are rejected with one vector compare; that is almost every
 // block once the heap has warmed up. NaN keys never pass (excluded self, or unchecked input).
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
+CLIPADAPT_VECTOR_CLONES
 void offer_row(const float* keys, int64_t count, int64_t first_index, Candidate* heap, int64_t k) {
   constexpr int64_t kBlock = 32;
   for (int64_t start = 0; start < count; start += kBlock) {

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/simd.h"
 #include "sparse/spmm_row.h"
 #include "sparse/sparse.h"
 
@@ -29,12 +30,6 @@ inline void accumulate_row_body(const int64_t* __restrict indices, const T* __re
 }
 
 }  // namespace
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#define CLIPADAPT_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLIPADAPT_VECTOR_CLONES
-#endif
 
 CLIPADAPT_VECTOR_CLONES
 void accumulate_row(const int64_t* indices, const float* values, int64_t begin, int64_t end, int64_t nnz,
