@@ -15,6 +15,7 @@ _KNN_JSON = "bench-results/knn-{device}-n{n}-d{d}-k{k}.json"
 _LP_JSON = "bench-results/lp-{device}-n{n}-c{classes}-d{d}.json"
 _KMEANS_JSON = "bench-results/kmeans-{device}-n{n}-d{d}-k{clusters}.json"
 _IVF_JSON = "bench-results/ivf-{device}-n{n}-d{d}-k{clusters}.json"
+_RECLIP_LP_JSON = "bench-results/reclip-lp-{device}-m{m}-c{classes}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +46,7 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> dict[str, argpars
 
     bench = commands.add_parser("bench", help="benchmarks against baselines; without a benchmark name, "
                                 "run all of them at a small size")
-    benchmarks = bench.add_subparsers(dest="benchmark", metavar="{knn,lp,kmeans,ivf}")
+    benchmarks = bench.add_subparsers(dest="benchmark", metavar="{knn,lp,kmeans,ivf,reclip-lp}")
     knn = benchmarks.add_parser("knn", help="exact k-NN graph: clipadapt vs faiss, scikit-learn and torch",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     knn.add_argument("--n", type=int, default=DEFAULT_N, help="rows of synthetic CLIP-like data")
@@ -65,6 +66,7 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> dict[str, argpars
     _add_lp_parser(benchmarks)
     _add_kmeans_parser(benchmarks)
     _add_ivf_parser(benchmarks)
+    _add_reclip_lp_parser(benchmarks)
     return dict(benchmarks.choices)
 
 
@@ -141,6 +143,33 @@ def _add_ivf_parser(benchmarks: argparse._SubParsersAction) -> None:
     ivf.set_defaults(run=_run_ivf)
 
 
+def _add_reclip_lp_parser(benchmarks: argparse._SubParsersAction) -> None:
+    """Add ``bench reclip-lp``: ReCLIP's pseudo-labelling step, clipadapt vs the dense released recipe."""
+    from clipadapt.bench.lp import DEFAULT_NOISE
+    from clipadapt.bench.reclip_lp import DEFAULT_CLASSES, DEFAULT_D, DEFAULT_M, DEVICES
+
+    reclip_lp = benchmarks.add_parser("reclip-lp", help="ReCLIP pseudo labels (projection + graph + propagation): "
+                                      "clipadapt vs the dense released recipe, time and peak memory",
+                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    reclip_lp.add_argument("--m", type=_int_list, default=[DEFAULT_M],
+                           help="nodes M (C text + M - C image); a comma list (10000,51000) runs each")
+    reclip_lp.add_argument("--classes", type=_int_list, default=[DEFAULT_CLASSES],
+                           help="classes C, one text node each; a comma list runs each")
+    reclip_lp.add_argument("--d", type=int, default=DEFAULT_D, help="embedding dimension")
+    reclip_lp.add_argument("--noise", type=float, default=DEFAULT_NOISE, help="noise of the synthetic image nodes")
+    reclip_lp.add_argument("--threads", type=int, default=2, help="CPU threads of every library")
+    reclip_lp.add_argument("--seed", type=int, default=0, help="seed of the data")
+    reclip_lp.add_argument("--device", choices=DEVICES, default=None,
+                           help="where the nodes live: clipadapt runs there, the recipe projects there and does the "
+                           "rest on the CPU (default: cuda when usable)")
+    reclip_lp.add_argument("--no-cubic-degree", dest="cubic_degree", action="store_false",
+                           help="the recipe's degrees by row sums and S by broadcasting, instead of the released "
+                           "W @ ones(M, M) and D @ (W @ D), O(M^3) matmuls (cubic degree: %(default)s unless given)")
+    reclip_lp.add_argument("--json", default=_RECLIP_LP_JSON,
+                           help="result file; {device}, {m}, {classes} and {d} are filled in")
+    reclip_lp.set_defaults(run=_run_reclip_lp)
+
+
 def _run_knn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """``clipadapt bench knn``: one benchmark per value of ``--k``."""
     from clipadapt.bench.knn import run_knn_benchmark
@@ -162,6 +191,17 @@ def _run_lp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                 device=device, json_path=json_path)
 
     return _run_grid(args, parser, {"n": args.n, "classes": args.classes}, run, d=args.d)
+
+
+def _run_reclip_lp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``clipadapt bench reclip-lp``: one benchmark per (--m, --classes) pair."""
+    from clipadapt.bench.reclip_lp import run_reclip_lp_benchmark
+
+    def run(device: str, json_path: str, m: int, classes: int) -> dict[str, Any]:
+        return run_reclip_lp_benchmark(m, classes, args.d, noise=args.noise, threads=args.threads, seed=args.seed,
+                                       device=device, cubic_degree=args.cubic_degree, json_path=json_path)
+
+    return _run_grid(args, parser, {"m": args.m, "classes": args.classes}, run, d=args.d)
 
 
 def _run_kmeans(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
