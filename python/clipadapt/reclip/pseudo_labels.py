@@ -56,8 +56,9 @@ def propagate_pseudo_labels(text_nodes: torch.Tensor, image_features: torch.Tens
         raise ValueError(f"empty_centroid: use 'nan' or 'text', got {empty_centroid!r}")
     classes = text_nodes.shape[0]
     nodes = torch.cat([text_nodes, image_features.to(text_nodes.dtype)])
+    # As released: project and normalise in float16, then continue in float32.
     projected = nodes.half() @ projection.to(device=nodes.device, dtype=torch.float16)
-    projected = torch.nn.functional.normalize(projected.float(), dim=1)
+    projected = torch.nn.functional.normalize(projected, dim=1).float()
     seeds = torch.full((nodes.shape[0],), -1, dtype=torch.int64, device=nodes.device)
     seeds[:classes] = torch.arange(classes, device=nodes.device)
     result = label_propagation(projected, seeds, k=k, alpha=alpha, max_iter=max_iter, tol=tol, precision=precision,
