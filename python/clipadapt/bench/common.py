@@ -217,3 +217,15 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: s
         return "  ".join(padded).rstrip()
 
     return "\n".join([line(headers), line(["-" * width for width in widths]), *(line(row) for row in rows)])
+
+
+def publish_result(benchmark: str, parameters: dict[str, Any], threads: int, sections: dict[str, Any],
+                   format_table: Callable[[dict[str, Any]], str], json_path: str | Path | None) -> dict[str, Any]:
+    """Assemble a benchmark's result (name, date, command, parameters, machine, then
+    ``sections``), print its table and write it as JSON when ``json_path`` is given."""
+    result = {"benchmark": benchmark, "date": utc_now(), "command": invoking_command(), "parameters": parameters,
+              "machine": machine_info(threads), **sections}
+    print(format_table(result))
+    if json_path is not None:
+        log(f"{benchmark}: wrote {write_json(json_path, result)}")
+    return result

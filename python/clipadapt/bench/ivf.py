@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from clipadapt.bench.common import (MethodUnavailable, Skipped, format_table, import_or_unavailable, invoking_command,
-                                    log, machine_info, no_sync, on_device, recall_at_k, require_clipadapt_on,
-                                    synchronizer, time_call, utc_now, write_json)
+from clipadapt.bench.common import (format_table, import_or_unavailable, log, MethodUnavailable, no_sync, on_device,
+                                    publish_result, recall_at_k, require_clipadapt_on, Skipped, synchronizer,
+                                    time_call)
 from clipadapt.bench.data import synthetic_pairs
 from clipadapt.device import set_num_threads
 from clipadapt.ivf import IVFIndex
@@ -281,14 +281,10 @@ def run_ivf_benchmark(corpus: Corpus, clusters: int, *, iters: int = DEFAULT_ITE
     log(f"ivf: exact top-{K} of {len(corpus.queries)} queries among {n} images (clipadapt.knn)")
     truth, exact_seconds = exact_top_k(corpus, device)
     rows = [_measure(entry, corpus, probed, truth) for entry in planned]
-    result = {"benchmark": "ivf", "date": utc_now(), "command": invoking_command(), "parameters": parameters,
-              "machine": machine_info(threads), "rows": rows,
-              "ground_truth": {"method": f"clipadapt.knn(queries, images, {K}, metric='ip')", "device": device,
-                               "seconds": exact_seconds}}
-    print(format_ivf_table(result))
-    if json_path is not None:
-        log(f"ivf: wrote {write_json(json_path, result)}")
-    return result
+    ground_truth = {"method": f"clipadapt.knn(queries, images, {K}, metric='ip')", "device": device,
+                    "seconds": exact_seconds}
+    return publish_result("ivf", parameters, threads, {"rows": rows, "ground_truth": ground_truth}, format_ivf_table,
+                          json_path)
 
 
 def _check_parameters(n: int, clusters: int, iters: int, nprobes: Sequence[int], device: str) -> None:

@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from clipadapt.bench.common import (MethodUnavailable, Skipped, cuda_sync, describe_reference_mm, format_table,
-                                    import_or_unavailable, invoking_command, log, machine_info,
-                                    measure_reference_mm, no_sync, on_device, optional_number, require_clipadapt_on,
-                                    synchronizer, time_call, to_torch, utc_now, write_json)
+from clipadapt.bench.common import (cuda_sync, describe_reference_mm, format_table, import_or_unavailable, log,
+                                    measure_reference_mm, MethodUnavailable, no_sync, on_device, optional_number,
+                                    publish_result, require_clipadapt_on, Skipped, synchronizer, time_call, to_torch)
 from clipadapt.bench.data import synthetic_clip
 from clipadapt.device import set_num_threads
 from clipadapt.kmeans import kmeans
@@ -261,12 +260,8 @@ def run_kmeans_benchmark(n: int, d: int, n_clusters: int, *, iters: int = DEFAUL
     reference = measure_reference_mm("kmeans", device, threads, dtype="float32")
     rows = [_measure(entry, x, initial, iters, seed) for entry in planned]
     _add_relative_columns(rows, flops=2.0 * n * n_clusters * d, reference_gflops=reference.get("gflops"))
-    result = {"benchmark": "kmeans", "date": utc_now(), "command": invoking_command(), "parameters": parameters,
-              "machine": machine_info(threads), "reference_mm": reference, "rows": rows}
-    print(format_kmeans_table(result))
-    if json_path is not None:
-        log(f"kmeans: wrote {write_json(json_path, result)}")
-    return result
+    return publish_result("kmeans", parameters, threads, {"reference_mm": reference, "rows": rows},
+                          format_kmeans_table, json_path)
 
 
 def _check_parameters(n: int, d: int, n_clusters: int, iters: int, device: str) -> None:

@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from clipadapt.bench.common import (MethodUnavailable, Skipped, cuda_sync, describe_reference_mm, format_table,
-                                    import_or_unavailable, invoking_command, log, machine_info,
-                                    measure_reference_mm, no_sync, optional_number, recall_at_k, time_call,
-                                    to_torch, utc_now, write_json)
+from clipadapt.bench.common import (cuda_sync, describe_reference_mm, format_table, import_or_unavailable, log,
+                                    measure_reference_mm, MethodUnavailable, no_sync, optional_number,
+                                    publish_result, recall_at_k, Skipped, time_call, to_torch)
 from clipadapt.bench.data import synthetic_clip
 from clipadapt.device import cuda_available, set_num_threads
 from clipadapt.knn import knn_graph
@@ -296,12 +295,8 @@ def run_knn_benchmark(n: int, d: int, k: int, *, threads: int = 2, seed: int = 0
     reference = measure_reference_mm("knn", device, threads)
     rows = [_measure(entry, x, k, repeats, oracle_rows, truth) for entry in planned]
     _add_relative_columns(rows, flops=2.0 * n * n * d, reference_gflops=reference.get("gflops"))
-    result = {"benchmark": "knn", "date": utc_now(), "command": invoking_command(), "parameters": parameters,
-              "machine": machine_info(threads), "reference_mm": reference, "rows": rows}
-    print(format_knn_table(result))
-    if json_path is not None:
-        log(f"knn: wrote {write_json(json_path, result)}")
-    return result
+    return publish_result("knn", parameters, threads, {"reference_mm": reference, "rows": rows}, format_knn_table,
+                          json_path)
 
 
 def _check_parameters(n: int, k: int, device: str, dtype: str, oracle_queries: int, repeats: int) -> None:

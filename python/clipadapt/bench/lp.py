@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from clipadapt.bench.common import (MethodUnavailable, Skipped, cuda_sync, format_table, import_or_unavailable,
-                                    invoking_command, log, machine_info, no_sync, optional_number, time_call,
-                                    to_torch, utc_now, write_json)
+from clipadapt.bench.common import (cuda_sync, format_table, import_or_unavailable, log, MethodUnavailable, no_sync,
+                                    optional_number, publish_result, Skipped, time_call, to_torch)
 from clipadapt.bench.data import synthetic_clip
 from clipadapt.device import cuda_available, set_num_threads
 from clipadapt.knn import KnnGraph, _to_numpy, knn_graph
@@ -394,12 +393,8 @@ def run_lp_benchmark(n: int, classes: int, d: int = DEFAULT_D, *, noise: float =
     rows = [row for row, _ in measured]
     _add_comparisons(rows, {_row_key(row): labels for row, labels in measured if labels is not None},
                      reference, problem, graph_info["seconds"])
-    result = {"benchmark": "lp", "date": utc_now(), "command": invoking_command(), "parameters": parameters,
-              "machine": machine_info(threads), "graph": graph_info, "reference": reference_info, "rows": rows}
-    print(format_lp_table(result))
-    if json_path is not None:
-        log(f"lp: wrote {write_json(json_path, result)}")
-    return result
+    return publish_result("lp", parameters, threads, {"graph": graph_info, "reference": reference_info, "rows": rows},
+                          format_lp_table, json_path)
 
 
 def _check_parameters(n: int, classes: int, d: int, device: str) -> None:

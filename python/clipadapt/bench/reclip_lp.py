@@ -29,8 +29,8 @@ from unittest import mock
 
 import numpy as np
 
-from clipadapt.bench.common import (MethodUnavailable, format_table, invoking_command, log, machine_info,
-                                    optional_number, require_clipadapt_on, synchronizer, utc_now, write_json)
+from clipadapt.bench.common import (format_table, log, MethodUnavailable, optional_number, publish_result,
+                                    require_clipadapt_on, synchronizer)
 from clipadapt.bench.data import synthetic_clip
 from clipadapt.bench.lp import ALPHA, DEFAULT_NOISE, K, MAX_ITER, TOL, lp_problem, numpy_blas_threads
 from clipadapt.device import set_num_threads
@@ -356,13 +356,8 @@ def run_reclip_lp_benchmark(m: int, classes: int, d: int = DEFAULT_D, *, noise: 
     rows = [row for row, _ in measured]
     _add_comparisons(rows, {row["method"]: labels for row, labels in measured if labels is not None},
                      image_classes)
-    result = {"benchmark": "reclip-lp", "date": utc_now(), "command": invoking_command(),
-              "parameters": _parameters(m, classes, d, noise, settings, seed), "machine": machine_info(threads),
-              "recipe_memory": recipe_memory, "rows": rows}
-    print(format_reclip_lp_table(result))
-    if json_path is not None:
-        log(f"reclip-lp: wrote {write_json(json_path, result)}")
-    return result
+    return publish_result("reclip-lp", _parameters(m, classes, d, noise, settings, seed), threads,
+                          {"recipe_memory": recipe_memory, "rows": rows}, format_reclip_lp_table, json_path)
 
 
 def _check_parameters(m: int, classes: int, d: int, device: str) -> None:
