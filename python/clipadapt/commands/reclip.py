@@ -6,6 +6,8 @@ import json
 import logging
 from pathlib import Path
 
+from clipadapt.commands.models import add_model_arguments, load_model_from_arguments
+
 
 def add_reclip_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``clipadapt reclip``; its parser's default ``run(args) -> exit code`` runs it."""
@@ -16,11 +18,7 @@ def add_reclip_parser(commands: argparse._SubParsersAction) -> None:
                         help="an image folder (class_name/image.jpg) or a torchvision dataset key, e.g. cifar10")
     reclip.add_argument("--root", default="data", help="where torchvision datasets are stored")
     reclip.add_argument("--download", action="store_true", help="download a torchvision dataset (needs internet)")
-    reclip.add_argument("--model", required=True, help="open_clip architecture, e.g. ViT-L-14")
-    source = reclip.add_mutually_exclusive_group(required=True)
-    source.add_argument("--pretrained", help="open_clip pretrained tag, e.g. openai (downloaded or cached)")
-    source.add_argument("--weights", help="local .bin / .safetensors / .pt weights file")
-    reclip.add_argument("--model-config", help="JSON file of a custom open_clip architecture named --model")
+    add_model_arguments(reclip)
     reclip.add_argument("--out", required=True, help="run directory: checkpoint.pt, result.json, curves.png")
     reclip.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     reclip.add_argument("--epochs", type=int, default=None, help="default: min(100, int(N/5000 + 2))")
@@ -42,15 +40,12 @@ def add_reclip_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_reclip(args: argparse.Namespace) -> int:
     """Load the model and the dataset, adapt, print the summary; 0 on success."""
-    from clipadapt.clip import load_clip, register_model_config
     from clipadapt.clip.data import load_target
     from clipadapt.clip.prompts import from_folder, get_prompts
     from clipadapt.reclip.trainer import ReCLIP, ReCLIPConfig
 
     logging.basicConfig(level=logging.INFO, format="[clipadapt reclip] %(message)s")
-    if args.model_config:
-        register_model_config(args.model, json.loads(Path(args.model_config).read_text()))
-    clip = load_clip(args.model, pretrained=args.pretrained, weights=args.weights, device=args.device)
+    clip = load_model_from_arguments(args, device=args.device)
     dataset = load_target(args.dataset, root=args.root, transform=clip.preprocess, download=args.download)
     prompts = from_folder(dataset.classes) if Path(args.dataset).is_dir() else get_prompts(args.dataset)
     config = ReCLIPConfig(epochs=args.epochs, batch_size=args.batch_size, lr_visual=args.lr_visual,

@@ -1,0 +1,25 @@
+"""The model options every method command shares: an open_clip architecture and where its weights come from."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--model``, ``--pretrained`` | ``--weights`` (one is required) and ``--model-config``."""
+    parser.add_argument("--model", required=True, help="open_clip architecture, e.g. ViT-L-14")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pretrained", help="open_clip pretrained tag, e.g. openai (downloaded or cached)")
+    source.add_argument("--weights", help="local .bin / .safetensors / .pt weights file")
+    parser.add_argument("--model-config", help="JSON file of a custom open_clip architecture named --model")
+
+
+def load_model_from_arguments(args: argparse.Namespace, *, device: str = "cpu") -> Any:
+    """The :class:`clipadapt.clip.ClipModel` that the :func:`add_model_arguments` options describe."""
+    from clipadapt.clip import load_clip, register_model_config
+
+    if args.model_config:
+        register_model_config(args.model, json.loads(Path(args.model_config).read_text()))
+    return load_clip(args.model, pretrained=args.pretrained, weights=args.weights, device=device)
