@@ -16,6 +16,7 @@ _LP_JSON = "bench-results/lp-{device}-n{n}-c{classes}-d{d}.json"
 _KMEANS_JSON = "bench-results/kmeans-{device}-n{n}-d{d}-k{clusters}.json"
 _IVF_JSON = "bench-results/ivf-{device}-n{n}-d{d}-k{clusters}.json"
 _RECLIP_LP_JSON = "bench-results/reclip-lp-{device}-m{m}-c{classes}.json"
+_MUDG_INDEX_JSON = "bench-results/mudg-index-{device}-n{n}-d{d}-k{clusters}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +47,7 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> dict[str, argpars
 
     bench = commands.add_parser("bench", help="benchmarks against baselines; without a benchmark name, "
                                 "run all of them at a small size")
-    benchmarks = bench.add_subparsers(dest="benchmark", metavar="{knn,lp,kmeans,ivf,reclip-lp}")
+    benchmarks = bench.add_subparsers(dest="benchmark", metavar="{knn,lp,kmeans,ivf,reclip-lp,mudg-index}")
     knn = benchmarks.add_parser("knn", help="exact k-NN graph: clipadapt vs faiss, scikit-learn and torch",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     knn.add_argument("--n", type=int, default=DEFAULT_N, help="rows of synthetic CLIP-like data")
@@ -67,6 +68,7 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> dict[str, argpars
     _add_kmeans_parser(benchmarks)
     _add_ivf_parser(benchmarks)
     _add_reclip_lp_parser(benchmarks)
+    _add_mudg_index_parser(benchmarks)
     return dict(benchmarks.choices)
 
 
@@ -170,6 +172,32 @@ def _add_reclip_lp_parser(benchmarks: argparse._SubParsersAction) -> None:
     reclip_lp.set_defaults(run=_run_reclip_lp)
 
 
+def _add_mudg_index_parser(benchmarks: argparse._SubParsersAction) -> None:
+    """Add ``bench mudg-index``: the MUDG source index build, paired vs standard k-means."""
+    from clipadapt.bench.mudg_index import DEFAULT_D, DEFAULT_N, DEFAULT_NPROBES, DEFAULT_QUERIES, DEVICES
+    from clipadapt.mudg.index import DEFAULT_N_ITER
+
+    mudg_index = benchmarks.add_parser("mudg-index", help="MUDG source index: pairing + paired k-means + IVF build of "
+                                       "a synthetic corpus, time per phase and text-query recall, paired vs standard "
+                                       "k-means", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    mudg_index.add_argument("--n", type=int, default=DEFAULT_N, help="image-caption pairs in the synthetic corpus")
+    mudg_index.add_argument("--d", type=int, default=DEFAULT_D, help="embedding dimension")
+    mudg_index.add_argument("--clusters", type=int, default=None, help="inverted lists K (None: n / 150, as build_index)")
+    mudg_index.add_argument("--iters", type=int, default=DEFAULT_N_ITER, help="k-means iterations")
+    mudg_index.add_argument("--nprobe", type=_int_list, default=list(DEFAULT_NPROBES),
+                            help="lists probed per query, a comma list (values above K are left out)")
+    mudg_index.add_argument("--n-queries", type=int, default=DEFAULT_QUERIES, help="held-out captions searched")
+    mudg_index.add_argument("--threads", type=int, default=2, help="CPU threads")
+    mudg_index.add_argument("--seed", type=int, default=0, help="seed of the data and of the k-means initialisation")
+    mudg_index.add_argument("--device", choices=DEVICES, default=None, help="default: cuda when usable, else cpu")
+    mudg_index.add_argument("--work-dir", default=None,
+                            help="where the corpus and indexes are written (None: a temporary directory, removed "
+                            "afterwards)")
+    mudg_index.add_argument("--json", default=_MUDG_INDEX_JSON,
+                            help="result file; {device}, {n}, {d} and {clusters} are filled in")
+    mudg_index.set_defaults(run=_run_mudg_index)
+
+
 def _run_knn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """``clipadapt bench knn``: one benchmark per value of ``--k``."""
     from clipadapt.bench.knn import run_knn_benchmark
@@ -237,6 +265,21 @@ def _run_ivf(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                  seed=args.seed, device=device, json_path=json_path)
 
     return _run_grid(args, parser, grid, run)
+
+
+def _run_mudg_index(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``clipadapt bench mudg-index``: one benchmark."""
+    from clipadapt.bench.mudg_index import run_mudg_index_benchmark
+    from clipadapt.mudg.index import default_n_clusters
+
+    clusters = default_n_clusters(args.n) if args.clusters is None else args.clusters
+
+    def run(device: str, json_path: str, n: int, d: int, clusters: int) -> dict[str, Any]:
+        return run_mudg_index_benchmark(n, d, clusters, iters=args.iters, nprobes=args.nprobe,
+                                        n_queries=args.n_queries, threads=args.threads, seed=args.seed, device=device,
+                                        work_dir=args.work_dir, json_path=json_path)
+
+    return _run_grid(args, parser, {"n": [args.n], "d": [args.d], "clusters": [clusters]}, run)
 
 
 def _npy_shape(path: str) -> tuple[int, ...]:

@@ -74,6 +74,27 @@ class IVFIndex:
         self._store(rows, new_ids, lists)
         return self
 
+    @classmethod
+    def from_lists(cls, centroids: Any, x: Any, lists: Any, ids: Any = None, *,
+                   metric: Metric = "cosine") -> "IVFIndex":
+        """An index holding row i of ``x`` [n, d] in list ``lists[i]`` (int64 [n], values in
+        [0, K)), with id ``ids[i]`` (int64 [n], default 0..n-1); within a list rows keep their
+        order. For lists computed chunk by chunk with :func:`clipadapt.assign` (a corpus read
+        shard by shard): one grouping pass, where ``add`` per chunk regroups every row so far."""
+        index = cls(centroids, metric=metric)
+        rows = _native.as_input(x, "x")
+        _native.require_same_device(index._centroids, "centroids", rows, "x")
+        if rows.shape[1] != index._centroids.shape[1]:
+            raise ValueError(f"x: dimension {rows.shape[1]} differs from the centroids' {index._centroids.shape[1]}")
+        given = _native.as_input(lists, "lists", ndim=1, dtypes=("int64",))
+        _native.require_same_device(rows, "x", given, "lists")
+        if given.shape[0] != rows.shape[0]:
+            raise ValueError(f"lists: has {given.shape[0]} entries for {rows.shape[0]} rows")
+        if given.shape[0] and not 0 <= int(given.value.min()) <= int(given.value.max()) < index.n_lists:
+            raise ValueError(f"lists: entries must lie in [0, {index.n_lists}) (one list per centroid)")
+        index._store(rows, index._new_ids(rows, ids), given.value)
+        return index
+
     def search(self, queries: Any, k: int, nprobe: int = 8) -> tuple[Any, Any]:
         """Top-k ``(scores float32 [nq, k], ids int64 [nq, k])`` of each query within its
         ``nprobe`` nearest lists, best first (ties to the smaller id). Slots that the probed
