@@ -144,6 +144,22 @@ def test_descriptor_prompt_keeps_the_official_double_comma():
         "a photo of a cow, which has legs."
     assert descriptor_prompt("a photo of {}, a type of pet.", "a pug", " which is small.") == \
         "a photo of a pug, a type of pet, which is small."
+    assert descriptor_prompt(TEMPLATE, "cow", ", which has legs.", separate_commas=True) == \
+        "a photo of a cow, , which has legs."
+
+
+def test_separate_commas_give_the_official_evaluation_tokens(tiny_clip):
+    """The official evaluation replaces the full stop's token by a comma token and inserts the
+    descriptor's tokens (without start and end tokens) after it."""
+    tokenizer = tiny_clip.tokenizer
+    plain, descriptor = tokenizer([TEMPLATE.format("cow")])[0], tokenizer([DESCRIPTORS[2]])[0]
+    plain_end, descriptor_end = int(plain.argmax()), int(descriptor.argmax())
+    comma = tokenizer([","])[0, 1]
+    official = torch.cat([plain[:plain_end - 1], comma[None], descriptor[1:descriptor_end], plain[plain_end:][:1]])
+    ours = tokenizer([descriptor_prompt(TEMPLATE, "cow", DESCRIPTORS[2], separate_commas=True)])[0]
+    assert torch.equal(ours[:len(official)], official) and not ours[len(official):].any()
+    merged = tokenizer([descriptor_prompt(TEMPLATE, "cow", DESCRIPTORS[2])])[0]
+    assert int(merged.argmax()) == len(official) - 2, "in training ',,' is a single token"
 
 
 def test_prompted_encoder_equals_encode_text_at_init_and_context_gets_gradient(tiny_clip):
@@ -243,7 +259,7 @@ def test_evaluation_uses_the_ema_model(tiny_clip):
     mudg.fit(NoisyColours(), progress=False)
     with torch.no_grad():
         features = F.normalize(mudg.ema.encode_image(test_set.tensors[0]), dim=1)
-        text = torch.stack([F.normalize(mudg.ema.encode_text(t), dim=1) for t in mudg.descriptor_tokens])
+        text = torch.stack([F.normalize(mudg.ema.encode_text(t), dim=1) for t in mudg.evaluation_tokens])
         scores = torch.einsum("nd,kcd->nkc", features, text).mean(1)  # the mean over descriptors of cosines
         plain = features @ F.normalize(mudg.ema.encode_text(mudg.plain_tokens), dim=1).T
     assert torch.equal(mudg.predict(test_set), scores.argmax(1))
@@ -254,6 +270,9 @@ def test_evaluation_uses_the_ema_model(tiny_clip):
         for parameter in mudg.student.parameters():
             parameter.normal_()
     assert mudg.evaluate(test_set) == accuracy
+    as_trained = trainer(tiny_clip, official_eval_commas=False)
+    assert not torch.equal(mudg.evaluation_tokens, mudg.descriptor_tokens)
+    assert torch.equal(as_trained.evaluation_tokens, as_trained.descriptor_tokens)
 
 
 def test_fit_writes_result_plot_and_checkpoint(tiny_clip, tmp_path):

@@ -18,18 +18,23 @@ import open_clip  # noqa: E402
 _POOLINGS = ("argmax", "eos")
 
 
-def descriptor_prompt(template: str, classname: str, descriptor: str, *, double_comma: bool = True) -> str:
+def descriptor_prompt(template: str, classname: str, descriptor: str, *, double_comma: bool = True,
+                      separate_commas: bool = False) -> str:
     """The class prompt with a descriptor appended: ``template.format(classname)[:-1] + "," + descriptor``.
 
-    This is the official expression (mudg.md §5.2 step 1): the template's last character (its
-    full stop) becomes a comma and the descriptor follows. Ranked descriptors are stored with a
-    leading comma (", which has ...."), so the faithful string holds ",," (mudg.md §7.3 item 7):
-    "a photo of a cow,, which has ....". ``double_comma=False`` drops the descriptor's own
+    This is the official training expression (mudg.md §5.2 step 1): the template's last
+    character (its full stop) becomes a comma and the descriptor follows. Ranked descriptors
+    are stored with a leading comma (", which has ...."), so the faithful string holds ",,"
+    (mudg.md §7.3 item 7), which CLIP's BPE encodes as one token: "a photo of a cow,, which
+    has ....". ``separate_commas=True`` puts a space between the two commas so that they
+    encode as two comma tokens, the sequence the official evaluation builds by inserting the
+    descriptor's tokens after a comma token. ``double_comma=False`` drops the descriptor's own
     leading comma to read "a photo of a cow, which has ....".
     """
     if not double_comma and descriptor.startswith(","):
         descriptor = descriptor[1:]
-    return template.format(classname)[:-1] + "," + descriptor
+    separator = ", " if separate_commas and descriptor.startswith(",") else ","
+    return template.format(classname)[:-1] + separator + descriptor
 
 
 def check_template(template: str, context: str) -> None:

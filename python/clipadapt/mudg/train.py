@@ -45,7 +45,10 @@ class MUDGConfig:
     at evaluation. ``vision_trainable_from`` / ``text_trainable_from`` index the first
     trainable residual block of each tower (9 in the official code; smaller for small models).
     ``context`` are the template's first words, replaced by learnable vectors; every template
-    must start with them. ``double_comma`` keeps the official ",," in descriptor prompts.
+    must start with them. ``double_comma`` keeps the official ",," in descriptor prompts;
+    ``official_eval_commas`` evaluates them as the official evaluation tokenises them (the
+    two commas as two tokens, where training has CLIP's single ",," token); False evaluates
+    the training prompts.
     ``amp`` ("fp16" with a GradScaler, as the official runs, or "bf16") applies on CUDA only; CPU
     runs are float32. ``checkpoint_every`` (iterations) also checkpoints at the end;
     ``eval_every=None`` evaluates the test set only before training and at the end.
@@ -66,6 +69,7 @@ class MUDGConfig:
     text_trainable_from: int = 9
     context: str = "a photo of"
     double_comma: bool = True
+    official_eval_commas: bool = True
     amp: Literal["fp16", "bf16"] | None = None
     checkpoint_every: int = 50
     eval_every: int | None = None
@@ -251,8 +255,8 @@ class MUDG:
         self.descriptors = self._chosen_descriptors(descriptors)
         self.context_ids = context_token_ids(clip.model, clip.tokenizer, self.config.context)
         self.plain_tokens = tokenize_prompts(clip.tokenizer, self.plain_prompts(), self.context_ids)
-        self.descriptor_tokens = torch.stack([tokenize_prompts(clip.tokenizer, prompts, self.context_ids)
-                                              for prompts in self.descriptor_prompts()])
+        self.descriptor_tokens = self._tokenize(self.descriptor_prompts())
+        self.evaluation_tokens = self._tokenize(self.descriptor_prompts(evaluation=True))
         self.student: PromptedCLIP | None = None
         self.ema: PromptedCLIP | None = None
 
@@ -271,10 +275,17 @@ class MUDG:
         """``template.format(c)`` for every class: the "plain" evaluation prompts."""
         return [self.template.format(name) for name in self.classnames]
 
-    def descriptor_prompts(self) -> list[list[str]]:
-        """Per descriptor, the augmented prompt of every class ([n_descriptors][C] strings)."""
-        return [[descriptor_prompt(self.template, name, d, double_comma=self.config.double_comma)
+    def descriptor_prompts(self, *, evaluation: bool = False) -> list[list[str]]:
+        """Per descriptor, the augmented prompt of every class ([n_descriptors][C] strings), for
+        training or (``evaluation=True``) for evaluation."""
+        cfg = self.config
+        separate = evaluation and cfg.official_eval_commas
+        return [[descriptor_prompt(self.template, name, d, double_comma=cfg.double_comma, separate_commas=separate)
                  for name in self.classnames] for d in self.descriptors]
+
+    def _tokenize(self, prompt_sets: list[list[str]]) -> torch.Tensor:
+        """Token ids int64 [len(prompt_sets), C, context_length]."""
+        return torch.stack([tokenize_prompts(self.clip.tokenizer, prompts, self.context_ids) for prompts in prompt_sets])
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -367,6 +378,7 @@ class MUDG:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self._on_cuda() and cfg.amp == "fp16")
         self.plain_tokens = self.plain_tokens.to(cfg.device)
         self.descriptor_tokens = self.descriptor_tokens.to(cfg.device)
+        self.evaluation_tokens = self.evaluation_tokens.to(cfg.device)
         self.teacher_text = self._teacher_text() if cfg.mix > 0.0 else None
         self.losses: list[float] = []
         self.evaluations: list[dict[str, float]] = []
@@ -430,7 +442,7 @@ class MUDG:
     def _scores(self, features: torch.Tensor, mode: str) -> torch.Tensor:
         """Class scores [N, C]. Averaging cosines over descriptors equals one product with the
         mean of the normalised descriptor embeddings (not renormalised)."""
-        token_sets = [self.plain_tokens] if mode == "plain" else list(self.descriptor_tokens)
+        token_sets = [self.plain_tokens] if mode == "plain" else list(self.evaluation_tokens)
         with self._autocast():
             text = torch.stack([F.normalize(self.ema.encode_text(tokens).float(), dim=1) for tokens in token_sets])
         return features @ text.mean(0).T
