@@ -285,7 +285,8 @@ class MUDG:
 
     def _tokenize(self, prompt_sets: list[list[str]]) -> torch.Tensor:
         """Token ids int64 [len(prompt_sets), C, context_length]."""
-        return torch.stack([tokenize_prompts(self.clip.tokenizer, prompts, self.context_ids) for prompts in prompt_sets])
+        tokenizer = self.clip.tokenizer
+        return torch.stack([tokenize_prompts(tokenizer, prompts, self.context_ids) for prompts in prompt_sets])
 
     # ---- the loop ---------------------------------------------------------------------------
 
