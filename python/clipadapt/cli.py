@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clipadapt.device import cuda_available, device_summary
+from clipadapt.commands.mudg import add_mudg_parser
 from clipadapt.commands.reclip import add_reclip_parser
 
 _KNN_JSON = "bench-results/knn-{device}-n{n}-d{d}-k{k}.json"
@@ -26,12 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("info", help="print the build and the devices the kernels can use")
     benchmarks = _add_bench_parser(commands)
     add_reclip_parser(commands)
+    add_mudg_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "info":
         json.dump(device_summary(), sys.stdout, indent=2)
         print()
         return 0
-    if args.command == "reclip":
+    if args.command in ("reclip", "mudg"):
         return args.run(args)
     if args.benchmark is None:  # plain `clipadapt bench`: every benchmark at its small defaults
         runs = [(benchmark.parse_args([]), benchmark) for benchmark in benchmarks.values()]

@@ -213,18 +213,22 @@ class _SeededViews(torch.utils.data.Dataset):
             return self.dataset[index]
 
 
-def training_transform(preprocess: Any, *, horizontal_flip: bool = True) -> Any:
+def training_transform(preprocess: Any, *, horizontal_flip: bool = True,
+                       crop_scale: tuple[float, float] = (0.08, 1.0)) -> Any:
     """The training augmentation (mudg.md §5.3) made from a model's test ``preprocess``:
-    RandomResizedCrop(image size) and (optionally) RandomHorizontalFlip, then the preprocess's
-    own non-geometric steps (RGB conversion, ToTensor, Normalize). Test images keep
-    ``clip.preprocess`` (resize, centre crop)."""
+    RandomResizedCrop(image size, scale=crop_scale; torchvision's default area range, as
+    released) and (optionally) RandomHorizontalFlip, then the preprocess's own non-geometric
+    steps (RGB conversion, ToTensor, Normalize). Test images keep ``clip.preprocess`` (resize,
+    centre crop). Narrow ``crop_scale`` for images whose class a small crop destroys (digits)."""
+    if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
+        raise ValueError(f"crop_scale: need 0 < low <= high <= 1 (fractions of the image area), got {crop_scale}")
     transforms = import_torchvision().transforms
     steps = getattr(preprocess, "transforms", None)
     crop = next((step for step in steps or () if isinstance(step, transforms.CenterCrop)), None)
     if crop is None:
         raise ValueError("preprocess: expected a torchvision Compose with a CenterCrop (such as clip.preprocess) "
                          "to take the image size from")
-    head = [transforms.RandomResizedCrop(crop.size)] + ([transforms.RandomHorizontalFlip()] if horizontal_flip else [])
+    head = [transforms.RandomResizedCrop(crop.size, scale=crop_scale)] + ([transforms.RandomHorizontalFlip()] if horizontal_flip else [])
     rest = [step for step in steps if not isinstance(step, (transforms.Resize, transforms.CenterCrop))]
     return transforms.Compose(head + rest)
 
