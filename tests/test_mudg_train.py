@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from clipadapt.clip import load_clip, register_model_config
-from clipadapt.mudg.prompt import PromptedCLIP, context_token_ids, descriptor_prompt, tokenize_prompts
+from clipadapt.mudg.augment import augmented_prompt
+from clipadapt.mudg.prompt import PromptedCLIP, context_token_ids, tokenize_prompts
 from clipadapt.mudg.train import (MUDG, MUDGConfig, batch_indices, ema_update, select_trainable, soft_cross_entropy,
                                   soft_targets, teacher_probabilities, training_transform)
 
@@ -139,12 +140,12 @@ def test_ema_update_formula_on_trained_parameters_only():
 # ---- prompts and the learnable context -------------------------------------------------------------
 
 def test_descriptor_prompt_keeps_the_official_double_comma():
-    assert descriptor_prompt(TEMPLATE, "cow", ", which has legs.") == "a photo of a cow,, which has legs."
-    assert descriptor_prompt(TEMPLATE, "cow", ", which has legs.", double_comma=False) == \
-        "a photo of a cow, which has legs."
-    assert descriptor_prompt("a photo of {}, a type of pet.", "a pug", " which is small.") == \
+    assert augmented_prompt(TEMPLATE, "cow", ", which has legs.", double_comma=True) == \
+        "a photo of a cow,, which has legs."
+    assert augmented_prompt(TEMPLATE, "cow", ", which has legs.") == "a photo of a cow, which has legs."
+    assert augmented_prompt("a photo of {}, a type of pet.", "a pug", " which is small.") == \
         "a photo of a pug, a type of pet, which is small."
-    assert descriptor_prompt(TEMPLATE, "cow", ", which has legs.", separate_commas=True) == \
+    assert augmented_prompt(TEMPLATE, "cow", ", which has legs.", double_comma=True, separate_commas=True) == \
         "a photo of a cow, , which has legs."
 
 
@@ -156,9 +157,9 @@ def test_separate_commas_give_the_official_evaluation_tokens(tiny_clip):
     plain_end, descriptor_end = int(plain.argmax()), int(descriptor.argmax())
     comma = tokenizer([","])[0, 1]
     official = torch.cat([plain[:plain_end - 1], comma[None], descriptor[1:descriptor_end], plain[plain_end:][:1]])
-    ours = tokenizer([descriptor_prompt(TEMPLATE, "cow", DESCRIPTORS[2], separate_commas=True)])[0]
+    ours = tokenizer([augmented_prompt(TEMPLATE, "cow", DESCRIPTORS[2], double_comma=True, separate_commas=True)])[0]
     assert torch.equal(ours[:len(official)], official) and not ours[len(official):].any()
-    merged = tokenizer([descriptor_prompt(TEMPLATE, "cow", DESCRIPTORS[2])])[0]
+    merged = tokenizer([augmented_prompt(TEMPLATE, "cow", DESCRIPTORS[2], double_comma=True)])[0]
     assert int(merged.argmax()) == len(official) - 2, "in training ',,' is a single token"
 
 
@@ -168,7 +169,7 @@ def test_prompted_encoder_equals_encode_text_at_init_and_context_gets_gradient(t
     assert ids.tolist()[1:] == tiny_clip.tokenizer(["a photo of"])[0, 1:4].tolist()
     prompted = PromptedCLIP(model, ids)
     assert prompted.n_ctx == 3
-    tokens = tokenize_prompts(tiny_clip.tokenizer, [descriptor_prompt(TEMPLATE, c, DESCRIPTORS[2]) for c in CLASSES],
+    tokens = tokenize_prompts(tiny_clip.tokenizer, [augmented_prompt(TEMPLATE, c, DESCRIPTORS[2], double_comma=True) for c in CLASSES],
                               ids)
     with torch.no_grad():
         assert torch.allclose(prompted.encode_text(tokens), model.encode_text(tokens), atol=1e-6)

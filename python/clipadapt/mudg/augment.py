@@ -117,17 +117,23 @@ def ranked_form(clause: str) -> str:
     return "," + clause_of(clause)
 
 
-def augmented_prompt(template: str, classname: str, descriptor: str, *, double_comma: bool = False) -> str:
+def augmented_prompt(template: str, classname: str, descriptor: str, *, double_comma: bool = False,
+                     separate_commas: bool = False) -> str:
     """``template.format(classname)[:-1] + "," + clause``: the template's last character (its full
     stop) replaced by a comma and the clause, e.g. ``"a photo of a cow, which may be large."``.
 
     ``descriptor`` is a clause or a ranked descriptor (one leading comma is dropped, so both give
-    the same string). ``double_comma=True`` gives the official training string
-    ``template.format(classname)[:-1] + "," + ranked descriptor``: ``"a photo of a cow,, which ..."``.
+    the same string); retrieval queries and the ranking use this form. ``double_comma=True`` gives
+    the official training string ``template.format(classname)[:-1] + "," + ranked descriptor``:
+    ``"a photo of a cow,, which ..."`` (mudg.md §7.3 item 7), which CLIP's BPE encodes as ONE
+    token. The official evaluation instead inserts the descriptor's tokens after a comma token,
+    i.e. two comma tokens: ``separate_commas=True`` (with ``double_comma``) writes ``", ,"``,
+    which tokenises that way.
     """
     check_template(template)
     _check_descriptor_text(descriptor, "descriptor")
-    return template.format(classname)[:-1] + (",," if double_comma else ",") + clause_of(descriptor)
+    commas = (", ," if separate_commas else ",,") if double_comma else ","
+    return template.format(classname)[:-1] + commas + clause_of(descriptor)
 
 
 def save_ranking(path: str | os.PathLike, ranked: RankedDescriptors | Sequence[str]) -> None:

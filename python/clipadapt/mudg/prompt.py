@@ -1,8 +1,7 @@
 """MUDG's text side (mudg.md §5.1): a CLIP whose prompt context words ("a photo of") are
-learnable vectors (CoOp-style shallow prompt), and the descriptor-augmented prompt strings."""
+learnable vectors (CoOp-style shallow prompt)."""
 from __future__ import annotations
 
-import string
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +9,7 @@ import torch
 from torch import nn
 
 from clipadapt.clip._torchvision import import_torchvision
+from clipadapt.mudg import augment
 
 import_torchvision()
 import open_clip  # noqa: E402
@@ -18,36 +18,13 @@ import open_clip  # noqa: E402
 _POOLINGS = ("argmax", "eos")
 
 
-def descriptor_prompt(template: str, classname: str, descriptor: str, *, double_comma: bool = True,
-                      separate_commas: bool = False) -> str:
-    """The class prompt with a descriptor appended: ``template.format(classname)[:-1] + "," + descriptor``.
-
-    This is the official training expression (mudg.md §5.2 step 1): the template's last
-    character (its full stop) becomes a comma and the descriptor follows. Ranked descriptors
-    are stored with a leading comma (", which has ...."), so the faithful string holds ",,"
-    (mudg.md §7.3 item 7), which CLIP's BPE encodes as one token: "a photo of a cow,, which
-    has ....". ``separate_commas=True`` puts a space between the two commas so that they
-    encode as two comma tokens, the sequence the official evaluation builds by inserting the
-    descriptor's tokens after a comma token. ``double_comma=False`` drops the descriptor's own
-    leading comma to read "a photo of a cow, which has ....".
-    """
-    if not double_comma and descriptor.startswith(","):
-        descriptor = descriptor[1:]
-    separator = ", " if separate_commas and descriptor.startswith(",") else ","
-    return template.format(classname)[:-1] + separator + descriptor
-
-
 def check_template(template: str, context: str) -> None:
-    """A template MUDG can use: one '{}', starts with the learnable context, ends with a
-    punctuation character (the one :func:`descriptor_prompt` replaces by a comma)."""
-    if template.count("{}") != 1:
-        raise ValueError(f"template: {template!r} needs exactly one '{{}}' for the class name")
+    """A template MUDG can fine-tune with: valid for :func:`augmented_prompt` and starting with
+    the learnable context words."""
+    augment.check_template(template)
     if not template.startswith(context):
         raise ValueError(f"template: {template!r} must start with the learnable context {context!r} "
                          "(or set the config's context to the template's first words)")
-    if template.endswith("{}") or template[-1] not in string.punctuation:
-        raise ValueError(f"template: {template!r} must end with a punctuation mark such as '.', which the "
-                         "descriptor prompts replace by a comma")
 
 
 def check_standard_clip(model: nn.Module) -> None:

@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 from clipadapt.clip._torchvision import import_torchvision
 from clipadapt.clip.models import ClipModel
-from clipadapt.mudg.prompt import (PromptedCLIP, check_standard_clip, check_template, context_token_ids,
-                                   descriptor_prompt, tokenize_prompts)
+from clipadapt.mudg.augment import augmented_prompt
+from clipadapt.mudg.prompt import PromptedCLIP, check_standard_clip, check_template, context_token_ids, tokenize_prompts
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ class MUDG:
         training or (``evaluation=True``) for evaluation."""
         cfg = self.config
         separate = evaluation and cfg.official_eval_commas
-        return [[descriptor_prompt(self.template, name, d, double_comma=cfg.double_comma, separate_commas=separate)
+        return [[augmented_prompt(self.template, name, d, double_comma=cfg.double_comma, separate_commas=separate)
                  for name in self.classnames] for d in self.descriptors]
 
     def _tokenize(self, prompt_sets: list[list[str]]) -> torch.Tensor:
