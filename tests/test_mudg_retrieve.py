@@ -361,3 +361,16 @@ def test_retrieve_bad_inputs_raise(tmp_path):
         retrieve(index, corpus, tower, classnames, TEMPLATE, [" which is big."], n_descriptors=1, progress=False)
     with pytest.raises(FileNotFoundError, match="selection.csv is missing"):
         load_selection(tmp_path)
+
+
+def test_every_package_export_is_the_object_its_module_defines():
+    """``clipadapt.mudg`` loads its exports on first use; a name that is also a submodule's name
+    (``retrieve``) would resolve to the submodule once that is imported, so it must not be exported."""
+    import importlib
+
+    import clipadapt.mudg as package
+
+    for name in package.__all__:
+        module = importlib.import_module(f"clipadapt.mudg.{package._EXPORTS[name]}")
+        assert getattr(package, name) is getattr(module, name), name
+    assert callable(package.retrieve.retrieve)  # the pipeline function, under its module
