@@ -171,6 +171,8 @@ def run_retrieve(args: argparse.Namespace) -> int:
 
     _start("retrieve")
     corpus = SourceCorpus(args.corpus)
+    index = MudgIndex.load(args.index)
+    _check_index_corpus(index, corpus)
     clip = load_model_from_arguments(args, device=args.device)
     _check_corpus_model(corpus, clip)
     classnames = _classnames(args)
@@ -187,7 +189,7 @@ def run_retrieve(args: argparse.Namespace) -> int:
                                   n_clusters=args.rank_clusters, repeats=args.rank_repeats, seed=args.seed)
         descriptors = ranked.descriptors
     save_ranking(out / RANKING_FILE, descriptors)
-    selection = retrieve(MudgIndex.load(args.index), corpus, encode, classnames, args.template, descriptors,
+    selection = retrieve(index, corpus, encode, classnames, args.template, descriptors,
                          n_descriptors=args.n_descriptors, k=args.k, nprobe=args.nprobe, threshold=args.threshold,
                          k_sel=args.k_sel, seed=args.seed)
     selection.write(out)
@@ -245,8 +247,29 @@ def _check_corpus_model(corpus: Any, clip: Any) -> None:
                          f"({corpus.model.get('weights')}); retrieve with that model, not {clip.architecture}")
 
 
+def _check_index_corpus(index: Any, corpus: Any) -> None:
+    """The index's ids are row numbers of the corpus it was built from: another corpus would
+    give other images (or ids out of its range)."""
+    built_from = index.info["corpus"]
+    if (built_from["count"], built_from["dim"], built_from["model"]) != (corpus.count, corpus.dim, corpus.model):
+        raise SystemExit(f"--index: was built from the corpus {built_from['path']} ({built_from['count']} items, "
+                         f"dimension {built_from['dim']}, {built_from['model']}), not --corpus {corpus.path} "
+                         f"({corpus.count} items, dimension {corpus.dim}, {corpus.model}); give the corpus the index "
+                         "was built from")
+    if Path(built_from["path"]) != corpus.path.resolve():
+        logging.getLogger(__name__).warning(
+            "--index: was built from the corpus %s, not %s; if that is not the same corpus moved, the retrieved "
+            "ids name the wrong images", built_from["path"], corpus.path.resolve())
+
+
 def _check_test_classes(test_set: Any, classnames: list[str]) -> None:
     classes = getattr(test_set, "classes", None)
     if classes is not None and len(classes) != len(classnames):
         raise SystemExit(f"--test: has {len(classes)} classes but the selection has {len(classnames)}; evaluate on "
                          "a set with the selection's class names, in the same label order")
+    if classes is not None and list(classes) != classnames and sorted(classes) == sorted(classnames):
+        # An image folder's labels follow its sorted folder names: another order would score the
+        # predictions against the wrong labels.
+        raise SystemExit(f"--test: its classes {list(classes)} are the selection's in another order "
+                         f"({classnames}); write the class names file (retrieve --classnames) in the test set's "
+                         "label order and retrieve again")

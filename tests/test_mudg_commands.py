@@ -1,0 +1,73 @@
+"""``clipadapt mudg`` commands: inputs that belong together but do not match are refused with a
+message naming the option, instead of giving wrong images or wrong accuracies silently."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from clipadapt.cli import main
+from clipadapt.clip import load_clip, register_model_config
+from clipadapt.mudg.augment import save_ranking
+from clipadapt.mudg.corpus import write_corpus
+from clipadapt.mudg.index import build_index
+from clipadapt.mudg.retrieve import Selection
+
+ARCHITECTURE = "clipadapt-mudg-commands-tiny"
+TINY = {"embed_dim": 32, "vision_cfg": {"image_size": 16, "layers": 1, "width": 64, "patch_size": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+DESCRIPTORS = [", which is bright.", ", which is dark."]
+
+
+@pytest.fixture(scope="module")
+def model_options(tmp_path_factory):
+    """The command-line options of a tiny random CLIP saved to disk."""
+    root = tmp_path_factory.mktemp("model")
+    register_model_config(ARCHITECTURE, TINY)
+    torch.manual_seed(0)
+    torch.save(load_clip(ARCHITECTURE).model.state_dict(), root / "model.pt")
+    (root / "model.json").write_text(json.dumps(TINY))
+    return ["--model", ARCHITECTURE, "--model-config", str(root / "model.json"), "--weights", str(root / "model.pt")]
+
+
+def synthetic_corpus(path, count, seed, weights):
+    rng = np.random.default_rng(seed)
+    images, captions = rng.normal(size=(count, TINY["embed_dim"])), rng.normal(size=(count, TINY["embed_dim"]))
+    return write_corpus(path, images, captions, [f"{i}.png" for i in range(count)],
+                        [f"caption {i}" for i in range(count)],
+                        model={"architecture": ARCHITECTURE, "weights": weights}, image_root=".")
+
+
+def test_retrieve_refuses_an_index_of_another_corpus(model_options, tmp_path):
+    weights = model_options[-1]
+    built_from = synthetic_corpus(tmp_path / "corpus-a", 40, 0, weights)
+    build_index(built_from, tmp_path / "index-a", n_clusters=4, progress=False)
+    other = synthetic_corpus(tmp_path / "corpus-b", 60, 1, weights)  # more rows: every index id is in its range
+    (tmp_path / "classnames.txt").write_text("red\nblue\n")
+    save_ranking(tmp_path / "ranking.txt", DESCRIPTORS)
+    with pytest.raises(SystemExit, match="--index: was built from the corpus .*corpus-a"):
+        main(["mudg", "retrieve", "--corpus", str(other.path), "--index", str(tmp_path / "index-a"),
+              "--classnames", str(tmp_path / "classnames.txt"), "--ranking", str(tmp_path / "ranking.txt"),
+              "--n-descriptors", "2", "--k", "8", "--nprobe", "2", "--k-sel", "4", "--out", str(tmp_path / "sel"),
+              *model_options])
+
+
+def test_train_refuses_a_test_set_with_the_classes_in_another_order(model_options, tmp_path):
+    classnames = ("red", "blue")  # an image folder labels its sorted folders: blue 0, red 1
+    (tmp_path / "images").mkdir()
+    for name in classnames:
+        (tmp_path / "target" / name).mkdir(parents=True)
+        for item in range(2):
+            Image.new("RGB", (16, 16), color=name).save(tmp_path / "target" / name / f"{item}.png")
+            Image.new("RGB", (16, 16), color=name).save(tmp_path / "images" / f"{name}-{item}.png")
+    Selection(ids=np.arange(4), labels=np.array([0, 0, 1, 1]), classnames=classnames,
+              images=[str(tmp_path / "images" / f"{name}-{item}.png") for name in classnames for item in range(2)],
+              captions=[""] * 4, parameters={"template": "a photo of a {}."}).write(tmp_path / "selection")
+    save_ranking(tmp_path / "selection" / "descriptors-ranked.txt", DESCRIPTORS)
+    with pytest.raises(SystemExit, match=r"--test: its classes \['blue', 'red'\] are the selection's in another"):
+        main(["mudg", "train", "--selection", str(tmp_path / "selection"), "--test", str(tmp_path / "target"),
+              "--iterations", "1", "--batch-size", "2", "--n-descriptors", "2", "--vision-trainable-from", "0",
+              "--text-trainable-from", "0", "--out", str(tmp_path / "run"), *model_options])
