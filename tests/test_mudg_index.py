@@ -251,3 +251,19 @@ def test_bad_pairing_inputs_and_queries(built, tmp_path):
         index.search(_queries(), nprobe=K + 1)
     with pytest.raises(FileNotFoundError, match="no finished MUDG index"):
         MudgIndex.load(tmp_path)
+
+
+def test_pairing_reads_each_image_shard_once(tmp_path, monkeypatch):
+    """Images are the large side (the official pairing is 20M x 20M): each shard goes to the
+    device once and every caption chunk is compared with it, not once per caption chunk."""
+    rng = np.random.default_rng(2)
+    images, captions = (rng.standard_normal((30, 16)).astype(np.float16) for _ in range(2))
+    corpus = _corpus(tmp_path / "c", images, captions, shard_rows=10)
+    moved = []
+    on_device = mudg_index._on_device
+    monkeypatch.setattr(mudg_index, "_on_device", lambda rows, device: moved.append(rows.shape) or
+                        on_device(rows, device))
+    pairing = nearest_images(corpus, caption_chunk_rows=4, progress=False)
+    np.testing.assert_array_equal(pairing, _oracle_nearest(corpus.caption_embeddings(), corpus.image_embeddings()))
+    image_blocks = [rows for rows in moved if rows == (10, 16)]
+    assert len(image_blocks) == 3, moved  # 3 image shards, once each (not once per each of the 9 caption chunks)

@@ -52,7 +52,7 @@ ROWS_PER_LIST = 150
 DEFAULT_N_ITER = 10
 # faiss's k-means seed 1234, plus 1 as Clustering.cpp draws the initial rows.
 DEFAULT_SEED = 1234 + 1
-# Captions per pairing step; each step scans every image shard once.
+# Captions compared with one image shard per pairing step (each image shard is read once).
 DEFAULT_CAPTION_CHUNK_ROWS = 1 << 16
 # Assignment by the IndexFlatL2 quantiser of the official code equals max inner product for
 # unit centroids, and the inverted lists are searched by inner product.
@@ -70,16 +70,18 @@ def nearest_images(corpus_or_arrays: SourceCorpus | tuple[Any, Any], *,
     """The pairing of paired k-means: for each caption, the id of its nearest image.
 
     ``argmax_j <caption_i, image_j>`` over every image, exact, ties to the smaller image id.
-    Captions are taken ``caption_chunk_rows`` at a time and compared with one image shard at a
-    time through the fused top-1 (``clipadapt.knn(k=1, metric="ip")``), keeping a running best
-    that only a strictly greater score replaces; shards are read memory-mapped, so the corpus
-    may exceed RAM (and, on ``"cuda"``, GPU memory).
+    Each image shard is read (and, on ``"cuda"``, copied to the device) once and compared with
+    every chunk of ``caption_chunk_rows`` captions through the fused top-1
+    (``clipadapt.knn(k=1, metric="ip")``); a running best per caption, kept on the host, is
+    replaced only by a strictly greater score. Shards are read memory-mapped, so the corpus may
+    exceed RAM (and, on ``"cuda"``, GPU memory: one image shard and one caption chunk are there
+    at a time).
 
     Args:
         corpus_or_arrays: a :class:`SourceCorpus`, or ``(images [n, D], captions [m, D])``
             host arrays of one float dtype.
         caption_chunk_rows: captions compared per step.
-        device: ``"cpu"``, or ``"cuda"`` (chunks are copied to torch CUDA tensors).
+        device: ``"cpu"``, or ``"cuda"`` (blocks are copied to torch CUDA tensors).
 
     Returns:
         int64 [m]: the nearest image's global id for each caption.
@@ -89,30 +91,23 @@ def nearest_images(corpus_or_arrays: SourceCorpus | tuple[Any, Any], *,
     image_blocks, caption_blocks = _blocks(corpus_or_arrays)
     chunks = [(start + offset, captions[offset:offset + caption_chunk_rows])
               for start, captions in caption_blocks for offset in range(0, len(captions), caption_chunk_rows)]
-    pairing = np.empty(sum(len(captions) for _, captions in caption_blocks), dtype=np.int64)
+    n_captions = sum(len(captions) for _, captions in caption_blocks)
+    pairing = np.zeros(n_captions, dtype=np.int64)
+    best_scores = np.full(n_captions, -np.inf)  # float64 holds any input dtype's scores exactly
     with tqdm(total=len(chunks) * len(image_blocks), desc="pairing (caption -> nearest image)", unit="block",
               disable=not progress) as bar:
-        for start, captions in chunks:
-            pairing[start:start + len(captions)] = _nearest_in_blocks(_on_device(captions, device), image_blocks,
-                                                                      device, bar)
+        # Image blocks in ascending id order: keeping the first of equal scores keeps the smaller id.
+        for image_start, images in image_blocks:
+            images = _on_device(images, device)
+            for caption_start, captions in chunks:
+                scores, ids = knn(_on_device(captions, device), images, 1, metric=METRIC)
+                rows = np.arange(caption_start, caption_start + len(captions))
+                scores = _to_numpy(scores[:, 0])
+                better = scores > best_scores[rows]
+                best_scores[rows[better]] = scores[better]
+                pairing[rows[better]] = _to_numpy(ids[:, 0])[better] + image_start
+                bar.update()
     return pairing
-
-
-def _nearest_in_blocks(captions: Any, image_blocks: list[tuple[int, Any]], device: str, bar: tqdm) -> np.ndarray:
-    """Global id of each caption's nearest image over all blocks (blocks in ascending id order,
-    so keeping the first of equal scores keeps the smaller id)."""
-    best_scores = best_ids = None
-    for start, images in image_blocks:
-        scores, ids = knn(captions, _on_device(images, device), 1, metric=METRIC)
-        scores, ids = scores[:, 0], ids[:, 0] + start
-        if best_scores is None:
-            best_scores, best_ids = scores, ids
-        else:
-            better = scores > best_scores
-            best_scores[better] = scores[better]
-            best_ids[better] = ids[better]
-        bar.update()
-    return _to_numpy(best_ids)
 
 
 def _blocks(corpus_or_arrays: Any) -> tuple[list[tuple[int, Any]], list[tuple[int, Any]]]:
