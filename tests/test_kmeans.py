@@ -5,7 +5,8 @@ import torch
 
 import clipadapt
 from clipadapt.bench.data import synthetic_clip
-from knn_oracle import score_matrix
+from ivf_helpers import ivf_search_with_probes
+from knn_oracle import score_matrix, to_float64
 
 
 def blobs(n=3000, d=24, classes=20, seed=0):
@@ -134,6 +135,47 @@ def test_ivf_with_every_list_probed_equals_exact_search(metric):
     want_scores, want_ids = clipadapt.knn(queries, x, 10, metric=metric)
     np.testing.assert_array_equal(ids, want_ids)
     np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_ivf_search_of_given_lists_equals_float64_brute_force_over_them(metric, dtype):
+    """Probes with repeats, -1 and out-of-range entries (skipped), a query that probes nothing
+    and queries whose probed lists hold fewer than k rows; d odd; ids not row numbers."""
+    rng = np.random.default_rng(3)
+    lists, d, n, nq, k = 40, 37, 2000, 150, 70
+    x = torch.from_numpy(rng.standard_normal((n, d), dtype=np.float32)).to(getattr(torch, dtype))
+    queries = torch.from_numpy(rng.standard_normal((nq, d), dtype=np.float32)).to(getattr(torch, dtype))
+    index = clipadapt.IVFIndex(torch.from_numpy(rng.standard_normal((lists, d), dtype=np.float32)), metric)
+    index.add(x, ids=torch.arange(n) * 3 + 1)
+    probes = rng.integers(0, lists, size=(nq, 5))
+    probes[:, 4] = probes[:, 0]  # a list probed twice counts once
+    probes[rng.random((nq, 5)) < 0.2] = -1
+    probes[rng.random((nq, 5)) < 0.1] = lists
+    probes[0] = -1
+    probes = torch.from_numpy(probes.astype(np.int64))
+    scores, ids = ivf_search_with_probes(index, queries, k, probes)
+
+    full = score_matrix(to_float64(queries), to_float64(x), metric)
+    keys = -full if metric == "l2" else full.copy()
+    row_list = np.asarray(index._lists)[np.argsort(np.asarray(index._ids))]  # the lists the index holds
+    tolerance = 2e-2 if dtype != "float32" else 2e-4
+    for q in range(nq):
+        probed = np.isin(row_list, probes[q].numpy())
+        candidates = np.flatnonzero(probed)
+        found = ids[q].numpy()
+        filled = min(k, len(candidates))
+        assert np.all(found[filled:] == -1), f"query {q}: slots beyond the probed rows hold -1"
+        if filled == 0:
+            continue
+        order = candidates[np.lexsort((candidates, -keys[q, candidates]))][:filled]
+        rows = (found[:filled] - 1) // 3
+        assert len(set(rows.tolist())) == filled and np.all(probed[rows]), f"query {q}: rows outside its lists"
+        np.testing.assert_allclose(scores[q, :filled].numpy(), full[q, order], atol=tolerance * np.sqrt(d))
+        # The same rows as the reference, except near ties at the k-th place.
+        kth = keys[q, order[-1]]
+        differing = np.setdiff1d(rows, order)
+        assert np.all(np.abs(keys[q, differing] - kth) <= tolerance * np.sqrt(d)), f"query {q}"
 
 
 def test_ivf_probing_fewer_lists_is_a_subset_and_save_load_round_trips(tmp_path):

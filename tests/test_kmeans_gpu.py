@@ -11,8 +11,8 @@ import torch
 
 import clipadapt
 from clipadapt import _native
-from clipadapt._native import _core
 from clipadapt.kmeans import _group, _kmeans_plus_plus, _update
+from ivf_helpers import ivf_search_with_probes
 from knn_oracle import score_matrix, to_float64
 
 pytestmark = pytest.mark.gpu
@@ -252,19 +252,6 @@ def test_65536_clusters_smoke():
 
 
 # ---- IVF search ----------------------------------------------------------------------------
-
-
-def ivf_search_with_probes(index, queries, k, probes):
-    """IVFIndex.search with given probes [nq, nprobe] (int64, the queries' device)."""
-    q = array(queries, "queries")
-    scores = _native.empty(q, (q.shape[0], k), "float32")
-    indices = _native.empty(q, (q.shape[0], k), "int64")
-    stream = _native.current_stream(q)
-    capsule = _native.capsule
-    _core.ivf_search_into(capsule(q.value, stream), capsule(index._vectors.value, stream),
-                          capsule(index._ids, stream), capsule(index._offsets, stream), capsule(probes, stream), k,
-                          index.metric, capsule(scores, stream), capsule(indices, stream), stream)
-    return scores, indices
 
 
 def cpu_copy(index):

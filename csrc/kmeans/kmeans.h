@@ -62,7 +62,7 @@ struct IvfSearchProblem {
   Matrix vectors;   // [N, d], grouped by list, same dtype as queries
   Matrix ids;       // int64 [N] user ids of the grouped vectors
   Matrix offsets;   // int64 [lists + 1]
-  Matrix probes;    // int64 [nq, nprobe] list ids per query (-1 entries are skipped)
+  Matrix probes;    // int64 [nq, nprobe] list ids per query (-1 and out-of-range entries are skipped)
   int64_t k = 1;
   knn::Metric metric = knn::Metric::Cosine;
   Matrix scores;    // out: float32 [nq, k]; empty slots -inf (+inf for l2)

@@ -12,6 +12,8 @@
 #include "core/half.h"
 #include "kmeans/kmeans.h"
 #include "kmeans/split_rules.h"
+#include "core/parallel.h"
+#include "knn/cpu_tiles.h"
 #include "knn/topk_heap.h"
 
 namespace clipadapt::kmeans {
@@ -121,6 +123,111 @@ void distances_to(const Matrix& x, const std::vector<float>& squared_norms, int6
   }
 }
 
+// ---- IVF list scan -------------------------------------------------------------------------
+// Queries are searched in blocks. Within a block the (list, query) probe pairs are grouped by
+// list, so each probed list is widened once and multiplied against all the block's queries
+// that probe it in one GEMM tile: queries of one class probe the same lists, which is what
+// MUDG's class x descriptor queries do.
+
+constexpr int64_t kListChunkRows = 512;  // keys of one GEMM tile: [queries of a list, 512]
+constexpr int64_t kMaxQueryBlock = 256;
+
+// Enough blocks for dynamic scheduling to balance the threads, as large as that allows.
+int64_t query_block_rows(int64_t queries, int threads) {
+  const int64_t per_block = (queries + 4 * threads - 1) / (4 * int64_t(threads));
+  return std::clamp<int64_t>(per_block, 8, kMaxQueryBlock);
+}
+
+struct ProbePair {
+  int64_t list;
+  int64_t query;  // row within the block
+  bool operator<(const ProbePair& other) const {
+    return list != other.list ? list < other.list : query < other.query;
+  }
+  bool operator==(const ProbePair& other) const { return list == other.list && query == other.query; }
+};
+
+struct IvfWorkspace {
+  std::vector<float> queries;    // the block's queries as float32 [qn, d]
+  std::vector<float> group;      // the queries probing one list, gathered [g, d]
+  std::vector<float> rows;       // list rows widened to float32
+  std::vector<float> row_terms;  // their metric terms
+  std::vector<float> keys;       // [g, chunk rows]
+  std::vector<ProbePair> pairs;
+  std::vector<knn::Candidate> heaps;  // [qn, k]
+};
+
+// The block's valid probes, sorted by list; a list probed twice by one query counts once.
+void collect_probes(const IvfSearchProblem& p, int64_t q0, int64_t qn, std::vector<ProbePair>& pairs) {
+  const int64_t lists = p.offsets.rows - 1, nprobe = p.probes.cols;
+  const auto* probes = p.probes.as<const int64_t>();
+  pairs.clear();
+  for (int64_t r = 0; r < qn; ++r) {
+    for (int64_t j = 0; j < nprobe; ++j) {
+      const int64_t list = probes[(q0 + r) * nprobe + j];
+      if (list >= 0 && list < lists) pairs.push_back({list, r});
+    }
+  }
+  std::sort(pairs.begin(), pairs.end());
+  pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
+}
+
+// Metric terms of `count` float32 rows, from double sums as knn::row_terms computes them.
+void chunk_terms(const float* rows, int64_t count, int64_t d, knn::Metric metric, std::vector<float>& terms) {
+  terms.assign(count, 1.0f);
+  if (metric == knn::Metric::InnerProduct) return;
+  for (int64_t r = 0; r < count; ++r) {
+    double squared = 0.0;
+    for (int64_t j = 0; j < d; ++j) squared += double(rows[r * d + j]) * rows[r * d + j];
+    terms[r] = knn::row_term(squared, metric);
+  }
+}
+
+// Scans one list for the block's queries pairs[first, last) (all probing that list).
+void scan_list(const IvfSearchProblem& p, const std::vector<float>& query_terms, int64_t q0, int64_t first,
+               int64_t last, IvfWorkspace& ws) {
+  const int64_t d = p.queries.cols, k = p.k, g = last - first, list = ws.pairs[first].list;
+  const auto* offsets = p.offsets.as<const int64_t>();
+  const auto* ids = p.ids.as<const int64_t>();
+  ws.group.resize(g * d);
+  for (int64_t i = 0; i < g; ++i) {
+    std::copy_n(ws.queries.data() + ws.pairs[first + i].query * d, d, ws.group.data() + i * d);
+  }
+  for (int64_t x0 = offsets[list]; x0 < offsets[list + 1]; x0 += kListChunkRows) {
+    const int64_t xn = std::min(kListChunkRows, offsets[list + 1] - x0);
+    const float* rows = knn::rows_for_blas(p.vectors, x0, xn, ws.rows);
+    chunk_terms(rows, xn, d, p.metric, ws.row_terms);
+    ws.keys.resize(g * xn);
+    knn::dot_tile(ws.group.data(), g, rows, xn, d, ws.keys.data());
+    for (int64_t i = 0; i < g; ++i) {
+      const int64_t r = ws.pairs[first + i].query;
+      float* keys = ws.keys.data() + i * xn;
+      knn::dots_to_keys(keys, xn, query_terms[q0 + r], ws.row_terms.data(), p.metric);
+      knn::offer_row(keys, xn, 0, ids + x0, ws.heaps.data() + r * k, k);
+    }
+  }
+}
+
+void search_query_block(const IvfSearchProblem& p, const std::vector<float>& query_terms, int64_t q0, int64_t qn,
+                        IvfWorkspace& ws) {
+  const int64_t d = p.queries.cols, k = p.k;
+  ws.heaps.resize(qn * k);
+  knn::reset_heap(ws.heaps.data(), qn * k);
+  const float* queries = knn::rows_for_blas(p.queries, q0, qn, ws.queries);
+  if (queries != ws.queries.data()) ws.queries.assign(queries, queries + qn * d);
+  collect_probes(p, q0, qn, ws.pairs);
+  for (int64_t first = 0; first < int64_t(ws.pairs.size());) {
+    int64_t last = first + 1;
+    while (last < int64_t(ws.pairs.size()) && ws.pairs[last].list == ws.pairs[first].list) ++last;
+    scan_list(p, query_terms, q0, first, last, ws);
+    first = last;
+  }
+  for (int64_t r = 0; r < qn; ++r) {
+    knn::write_sorted(ws.heaps.data() + r * k, k, p.metric, p.scores.as<float>() + (q0 + r) * k,
+                      p.indices.as<int64_t>() + (q0 + r) * k);
+  }
+}
+
 }  // namespace
 
 void group_by_cluster_cpu(const GroupProblem& p) {
@@ -201,38 +308,24 @@ void kmeans_plus_plus_cpu(const SeedingProblem& p) {
 
 void ivf_search_cpu(const IvfSearchProblem& p) {
   validate(p);
-  const int64_t d = p.queries.cols, k = p.k, lists = p.offsets.rows - 1;
-  const auto* offsets = p.offsets.as<const int64_t>();
-  const auto* ids = p.ids.as<const int64_t>();
-  const auto* probes = p.probes.as<const int64_t>();
+  if (p.queries.rows == 0) return;
+  knn::ensure_single_threaded_blas();
+  const std::vector<float> query_terms = knn::row_terms(p.queries, p.metric);
+  const int64_t block = query_block_rows(p.queries.rows, omp_get_max_threads());
+  const int64_t blocks = (p.queries.rows + block - 1) / block;
+  ExceptionCollector errors;
 #pragma omp parallel
   {
-    std::vector<float> query(d), row(d);
-    std::vector<knn::Candidate> heap(k);
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t q = 0; q < p.queries.rows; ++q) {
-      widen_row(p.queries, q, query.data());
-      double query_squared = 0.0;
-      for (float v : query) query_squared += double(v) * v;
-      const float query_term = knn::row_term(query_squared, p.metric);
-      knn::reset_heap(heap.data(), k);
-      for (int64_t probe = 0; probe < p.probes.cols; ++probe) {
-        const int64_t list = probes[q * p.probes.cols + probe];
-        if (list < 0 || list >= lists) continue;
-        for (int64_t e = offsets[list]; e < offsets[list + 1]; ++e) {
-          widen_row(p.vectors, e, row.data());
-          float dot = 0.0f, squared = 0.0f;
-          for (int64_t j = 0; j < d; ++j) {
-            dot += query[j] * row[j];
-            squared += row[j] * row[j];
-          }
-          const float key = knn::key_from_dot(dot, query_term, knn::row_term(squared, p.metric), p.metric);
-          knn::offer(heap.data(), k, knn::Candidate{key, ids[e]});
-        }
-      }
-      knn::write_sorted(heap.data(), k, p.metric, p.scores.as<float>() + q * k, p.indices.as<int64_t>() + q * k);
+    IvfWorkspace ws;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < blocks; ++b) {
+      errors.run([&] {
+        const int64_t q0 = b * block;
+        search_query_block(p, query_terms, q0, std::min(block, p.queries.rows - q0), ws);
+      });
     }
   }
+  errors.rethrow_first();
 }
 
 }  // namespace clipadapt::kmeans

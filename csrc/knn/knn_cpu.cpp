@@ -13,6 +13,7 @@
 #include "core/half.h"
 #include "core/parallel.h"
 #include "core/simd.h"
+#include "knn/cpu_tiles.h"
 #include "knn/knn.h"
 #include "knn/topk_heap.h"
 #include "knn/topk_rules.h"
@@ -25,18 +26,19 @@ constexpr int64_t kDatabaseTile = 512;  // 512 x 512 keys = 1 MiB, stays in L2
 // Bound on one thread's heap storage, so a large k shrinks the query tile instead.
 constexpr int64_t kHeapBytesPerThread = int64_t(64) << 20;
 
-void ensure_single_threaded_blas() {
-  // Parallelism comes from OpenMP over tiles; BLAS calls inside a tile must not spawn threads.
-  // Set on every call: a process-wide threadpoolctl limit may have raised it since.
-  scipy_openblas_set_num_threads(1);
-}
-
 float element_as_float(const Matrix& m, int64_t offset) {
   switch (m.dtype) {
     case DType::Float16: return float16_to_float(m.as<const uint16_t>()[offset]);
     case DType::BFloat16: return bfloat16_to_float(m.as<const uint16_t>()[offset]);
     default: return m.as<const float>()[offset];
   }
+}
+
+}  // namespace
+
+void ensure_single_threaded_blas() {
+  // Set on every call: a process-wide threadpoolctl limit may have raised it since.
+  scipy_openblas_set_num_threads(1);
 }
 
 std::vector<float> row_terms(const Matrix& m, Metric metric) {
@@ -54,16 +56,6 @@ std::vector<float> row_terms(const Matrix& m, Metric metric) {
   return terms;
 }
 
-// Per-thread scratch space, reused across work items.
-struct Workspace {
-  std::vector<float> query_rows;     // 16-bit inputs widened to float32
-  std::vector<float> database_rows;  // likewise
-  std::vector<float> keys;           // [query tile, database tile]
-  std::vector<Candidate> heaps;      // [query tile, k]
-};
-
-// Rows [first, first + count) of m as float32 for BLAS: float32 is read in place, 16-bit
-// inputs are widened into `buffer` (scipy-openblas32 exports no bf16 GEMM).
 const float* rows_for_blas(const Matrix& m, int64_t first, int64_t count, std::vector<float>& buffer) {
   if (m.dtype == DType::Float32) return m.as<const float>() + first * m.cols;
   buffer.resize(count * m.cols);
@@ -76,11 +68,51 @@ const float* rows_for_blas(const Matrix& m, int64_t first, int64_t count, std::v
   return buffer.data();
 }
 
-// out[qn, xn] = Q[qn, d] X[xn, d]^T
 void dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d, float* out) {
   const auto m = static_cast<blasint>(qn), n = static_cast<blasint>(xn), kd = static_cast<blasint>(d);
   scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, kd, 1.0f, q, kd, x, kd, 0.0f, out, n);
 }
+
+// Dot products -> metric keys, in place, with the metric switch outside the loop so each
+// loop vectorises.
+void dots_to_keys(float* row, int64_t count, float query_term, const float* database_terms, Metric metric) {
+  switch (metric) {
+    case Metric::InnerProduct: return;
+    case Metric::Cosine:
+      for (int64_t j = 0; j < count; ++j) row[j] *= query_term * database_terms[j];
+      return;
+    case Metric::L2:
+      for (int64_t j = 0; j < count; ++j) row[j] = key_from_dot(row[j], query_term, database_terms[j], metric);
+      return;
+  }
+}
+
+// Blocks whose every key is below the current worst are rejected with one vector compare;
+// that is almost every block once the heap has warmed up. NaN keys never pass (excluded
+// self, or unchecked input).
+CLIPADAPT_VECTOR_CLONES
+void offer_row(const float* keys, int64_t count, int64_t first_index, const int64_t* ids, Candidate* heap,
+               int64_t k) {
+  constexpr int64_t kBlock = 32;
+  for (int64_t start = 0; start < count; start += kBlock) {
+    const int64_t stop = std::min(start + kBlock, count);
+    const float worst = heap[0].key;
+    int reaches = 0;
+    for (int64_t j = start; j < stop; ++j) reaches |= keys[j] >= worst;
+    if (!reaches) continue;
+    for (int64_t j = start; j < stop; ++j) offer(heap, k, Candidate{keys[j], ids ? ids[j] : first_index + j});
+  }
+}
+
+namespace {
+
+// Per-thread scratch space, reused across work items.
+struct Workspace {
+  std::vector<float> query_rows;     // 16-bit inputs widened to float32
+  std::vector<float> database_rows;  // likewise
+  std::vector<float> keys;           // [query tile, database tile]
+  std::vector<Candidate> heaps;      // [query tile, k]
+};
 
 struct Plan {
   int64_t query_tile;
@@ -109,36 +141,6 @@ struct Terms {
   std::vector<float> database;
 };
 
-// Dot products -> metric keys, in place, with the metric switch outside the loop so each
-// loop vectorises.
-void dots_to_keys(float* row, int64_t count, float query_term, const float* database_terms, Metric metric) {
-  switch (metric) {
-    case Metric::InnerProduct: return;
-    case Metric::Cosine:
-      for (int64_t j = 0; j < count; ++j) row[j] *= query_term * database_terms[j];
-      return;
-    case Metric::L2:
-      for (int64_t j = 0; j < count; ++j) row[j] = key_from_dot(row[j], query_term, database_terms[j], metric);
-      return;
-  }
-}
-
-// Feeds one row of keys (database rows first_index...) to a query's heap. Blocks whose every
-// key is below the current worst are rejected with one vector compare; that is almost every
-// block once the heap has warmed up. NaN keys never pass (excluded self, or unchecked input).
-CLIPADAPT_VECTOR_CLONES
-void offer_row(const float* keys, int64_t count, int64_t first_index, Candidate* heap, int64_t k) {
-  constexpr int64_t kBlock = 32;
-  for (int64_t start = 0; start < count; start += kBlock) {
-    const int64_t stop = std::min(start + kBlock, count);
-    const float worst = heap[0].key;
-    int reaches = 0;
-    for (int64_t j = start; j < stop; ++j) reaches |= keys[j] >= worst;
-    if (!reaches) continue;
-    for (int64_t j = start; j < stop; ++j) offer(heap, k, Candidate{keys[j], first_index + j});
-  }
-}
-
 // Scans database rows [begin, end) for query rows [q0, q0 + qn), leaving each query's best k
 // (unsorted heaps) in ws.heaps.
 void search_slice(const KnnProblem& p, const Terms& terms, int64_t q0, int64_t qn, int64_t begin,
@@ -157,7 +159,7 @@ void search_slice(const KnnProblem& p, const Terms& terms, int64_t q0, int64_t q
       const int64_t query = q0 + r;
       dots_to_keys(row, xn, terms.queries[query], terms.database.data() + x0, p.metric);
       if (p.exclude_self && query >= x0 && query < x0 + xn) row[query - x0] = NAN;  // never selected
-      offer_row(row, xn, x0, ws.heaps.data() + r * k, k);
+      offer_row(row, xn, x0, nullptr, ws.heaps.data() + r * k, k);
     }
   }
 }
