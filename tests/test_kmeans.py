@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import clipadapt
+from clipadapt import _native
 from clipadapt.bench.data import synthetic_clip
-from ivf_helpers import ivf_search_with_probes
 from knn_oracle import score_matrix, to_float64
 
 
@@ -154,7 +154,7 @@ def test_ivf_search_of_given_lists_equals_float64_brute_force_over_them(metric, 
     probes[rng.random((nq, 5)) < 0.1] = lists
     probes[0] = -1
     probes = torch.from_numpy(probes.astype(np.int64))
-    scores, ids = ivf_search_with_probes(index, queries, k, probes)
+    scores, ids = index._scan(_native.as_input(queries, "queries"), probes, k)
 
     full = score_matrix(to_float64(queries), to_float64(x), metric)
     keys = -full if metric == "l2" else full.copy()

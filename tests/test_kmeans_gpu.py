@@ -12,7 +12,6 @@ import torch
 import clipadapt
 from clipadapt import _native
 from clipadapt.kmeans import _group, _kmeans_plus_plus, _update
-from ivf_helpers import ivf_search_with_probes
 from knn_oracle import score_matrix, to_float64
 
 pytestmark = pytest.mark.gpu
@@ -280,8 +279,8 @@ def test_ivf_search_equals_cpu_on_the_same_lists(metric, dtype, k):
     probes = rng.permuted(probes, axis=1)
     probes[0] = np.resize([-1, lists], probes.shape[1])  # query 0 probes nothing: every slot empty
     probes = torch.from_numpy(np.ascontiguousarray(probes))
-    scores, ids = ivf_search_with_probes(index, queries, k, probes.to(DEVICE))
-    want_scores, want_ids = ivf_search_with_probes(reference, queries.cpu(), k, probes)
+    scores, ids = index._scan(array(queries, "queries"), probes.to(DEVICE), k)
+    want_scores, want_ids = reference._scan(array(queries.cpu(), "queries"), probes, k)
     assert scores.device.type == DEVICE and ids.device.type == DEVICE
     full = score_matrix(to_float64(queries), to_float64(x), metric)
     assert_same_top_k(scores, ids, want_scores, want_ids, lambda r, i: full[r, (i - 1) // 3], tolerance(full, d),

@@ -112,6 +112,11 @@ class IVFIndex:
         if q.dtype != self._vectors.dtype:
             raise TypeError(f"queries: dtype {q.dtype} differs from the index rows ({self._vectors.dtype})")
         _, probes = knn(q.value, _cast_like(self._centroids.value, q), nprobe, metric=self.metric)
+        return self._scan(q, probes, k)
+
+    def _scan(self, q: _native.Array, probes: Any, k: int) -> tuple[Any, Any]:
+        """The exact top-k of each query among the rows of its lists ``probes`` int64 [nq, nprobe]
+        (entries -1 or out of range are skipped), in the queries' library and device."""
         scores = _native.empty(q, (q.shape[0], k), "float32")
         indices = _native.empty(q, (q.shape[0], k), "int64")
         stream = _native.current_stream(q)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from clipadapt.clip._torchvision import import_torchvision
 from clipadapt.clip.models import ClipModel
+from clipadapt.clip.runs import save_checkpoint
 from clipadapt.mudg.augment import augmented_prompt
 from clipadapt.mudg.prompt import PromptedCLIP, check_standard_clip, check_template, context_token_ids, tokenize_prompts
 
@@ -490,10 +491,7 @@ class MUDG:
                 "losses": list(self.losses), "evaluations": list(self.evaluations), "seconds": dict(self.seconds)}
 
     def _checkpoint(self, out: Path, iteration: int) -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        partial = out / "checkpoint.pt.partial"
-        torch.save(self._state(iteration), partial)
-        partial.replace(out / "checkpoint.pt")  # atomic: an interrupted save keeps the previous checkpoint
+        save_checkpoint(self._state(iteration), out)
 
     def _restore(self, out: Path) -> int:
         """Load ``out/checkpoint.pt`` if present; returns the first iteration still to run.

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from clipadapt.clip.data import image_features
 from clipadapt.clip.models import ClipModel
+from clipadapt.clip.runs import save_checkpoint
 from clipadapt.reclip.branches import encode_ensemble, encode_prompts, text_branch, visual_branch
 from clipadapt.reclip.objectives import (LOGIT_SCALE, agreement_mask, centroid_logits, combined_logits, epoch_count,
                                          text_branch_loss, visual_branch_loss)
@@ -275,10 +276,7 @@ class ReCLIP:
                 "config": asdict(self.config)}
 
     def _checkpoint(self, out: Path, epoch: int) -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        partial = out / "checkpoint.pt.partial"
-        torch.save(self._state(epoch), partial)
-        partial.replace(out / "checkpoint.pt")  # atomic: an interrupted save keeps the previous epoch
+        save_checkpoint(self._state(epoch), out)
 
     def _restore(self, out: Path) -> int:
         """Load ``out/checkpoint.pt`` if present; returns the first epoch still to run."""
