@@ -71,3 +71,13 @@ def test_train_refuses_a_test_set_with_the_classes_in_another_order(model_option
         main(["mudg", "train", "--selection", str(tmp_path / "selection"), "--test", str(tmp_path / "target"),
               "--iterations", "1", "--batch-size", "2", "--n-descriptors", "2", "--vision-trainable-from", "0",
               "--text-trainable-from", "0", "--out", str(tmp_path / "run"), *model_options])
+
+
+def test_index_with_other_settings_is_refused_unless_rebuilt(model_options, tmp_path):
+    corpus = synthetic_corpus(tmp_path / "corpus", 40, 0, model_options[-1])
+    index = ["mudg", "index", "--corpus", str(corpus.path), "--out", str(tmp_path / "index")]
+    assert main([*index, "--clusters", "4"]) == 0
+    with pytest.raises(SystemExit, match="clipadapt mudg: error: .*--rebuild"):
+        main([*index, "--clusters", "5"])
+    assert main([*index, "--clusters", "5", "--rebuild"]) == 0
+    assert json.loads((tmp_path / "index" / "index.json").read_text())["parameters"]["n_clusters"] == 5

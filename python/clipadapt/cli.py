@@ -34,12 +34,21 @@ def main(argv: list[str] | None = None) -> int:
         print()
         return 0
     if args.command in ("reclip", "mudg"):
-        return args.run(args)
+        return _run_method(args)
     if args.benchmark is None:  # plain `clipadapt bench`: every benchmark at its small defaults
         runs = [(benchmark.parse_args([]), benchmark) for benchmark in benchmarks.values()]
     else:
         runs = [(args, benchmarks[args.benchmark])]
     return max(run_args.run(run_args, benchmark) for run_args, benchmark in runs)
+
+
+def _run_method(args: argparse.Namespace) -> int:
+    """A method command; bad input (the library's argument errors) ends it with the message
+    instead of a traceback."""
+    try:
+        return args.run(args)
+    except (ValueError, TypeError, FileNotFoundError, MemoryError) as error:
+        raise SystemExit(f"clipadapt {args.command}: error: {error}") from error
 
 
 def _add_bench_parser(commands: argparse._SubParsersAction) -> dict[str, argparse.ArgumentParser]:

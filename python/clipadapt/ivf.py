@@ -100,7 +100,7 @@ class IVFIndex:
         ``nprobe`` nearest lists, best first (ties to the smaller id). Slots that the probed
         lists cannot fill hold id -1."""
         k = _check_k(k)
-        nprobe = _check_k(nprobe)
+        nprobe = _check_k(nprobe, "nprobe")
         if self.ntotal == 0:
             raise ValueError("index: is empty; add rows before searching")
         if k > self.ntotal:

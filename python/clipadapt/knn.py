@@ -68,11 +68,11 @@ def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", exclu
     return scores, indices
 
 
-def _check_k(k: Any) -> int:
+def _check_k(k: Any, name: str = "k") -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k: must be an integer, got {type(k).__name__}")
+        raise TypeError(f"{name}: must be an integer, got {type(k).__name__}")
     if k < 1:
-        raise ValueError(f"k: must be >= 1, got {k}")
+        raise ValueError(f"{name}: must be >= 1, got {k}")
     return int(k)
 
 

@@ -39,6 +39,7 @@ def _add_corpus_parser(steps: argparse._SubParsersAction) -> None:
     corpus.add_argument("--out", required=True, help="corpus directory")
     corpus.add_argument("--batch-size", type=int, default=64)
     corpus.add_argument("--shard-rows", type=int, default=100_000, help="items per embedding shard")
+    corpus.add_argument("--rebuild", action="store_true", help="discard the shards of an earlier build in --out")
     _add_run_arguments(corpus, seed=False)
     corpus.set_defaults(run=run_corpus)
 
@@ -54,6 +55,7 @@ def _add_index_parser(steps: argparse._SubParsersAction) -> None:
     index.add_argument("--clustering", choices=("paired", "standard"), default="paired",
                        help="paired: assign by paired image, centroids from captions; standard: image k-means")
     index.add_argument("--threads", type=int, default=None, help="CPU threads of the kernels (default: all)")
+    index.add_argument("--rebuild", action="store_true", help="discard the stages of an earlier build in --out")
     _add_run_arguments(index, seed=1235, workers=False)
     index.set_defaults(run=run_index)
 
@@ -141,7 +143,7 @@ def run_corpus(args: argparse.Namespace) -> int:
     _start("corpus")
     clip = load_model_from_arguments(args, device=args.device)
     corpus = build_corpus(args.images, clip, args.out, batch_size=args.batch_size, shard_rows=args.shard_rows,
-                          device=args.device, num_workers=args.workers)
+                          device=args.device, num_workers=args.workers, resume=not args.rebuild)
     print(f"corpus: {len(corpus)} image-caption pairs, dimension {corpus.dim}, in {args.out}")
     return 0
 
@@ -156,7 +158,7 @@ def run_index(args: argparse.Namespace) -> int:
     if args.threads is not None:
         set_num_threads(args.threads)
     index = build_index(SourceCorpus(args.corpus), args.out, n_clusters=args.clusters, n_iter=args.iters,
-                        clustering=args.clustering, seed=args.seed, device=args.device)
+                        clustering=args.clustering, seed=args.seed, device=args.device, resume=not args.rebuild)
     print(json.dumps(index.info, indent=2))
     return 0
 

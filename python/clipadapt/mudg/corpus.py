@@ -299,7 +299,8 @@ class CorpusWriter:
             return False
         if json.loads(file.read_text()) != self._build:
             raise ValueError(f"out: {self.path} holds a corpus built from other inputs or settings ({file}); "
-                             "pass resume=False to overwrite it, or use another directory")
+                             "pass resume=False (clipadapt mudg corpus --rebuild) to overwrite it, or use another "
+                             "directory")
         return True
 
     def _clear(self) -> None:

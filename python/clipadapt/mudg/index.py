@@ -326,8 +326,8 @@ class _Build:
         existing = _read_info(out) if resume else None
         if existing is not None and (existing.get("corpus"), existing.get("parameters")) != (corpus_info, parameters):
             raise ValueError(f"out_dir: {out} holds an index of another corpus or other parameters "
-                             f"({existing.get('parameters')}); pass resume=False to rebuild it, or use another "
-                             "directory")
+                             f"({existing.get('parameters')}); pass resume=False (clipadapt mudg index --rebuild) to "
+                             "rebuild it, or use another directory")
         if existing is None:
             _clear(out)
             existing = {"format": FORMAT, "version": VERSION, "complete": False, "corpus": corpus_info,
