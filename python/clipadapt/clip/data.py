@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from clipadapt._files import atomic_open
 from clipadapt.clip._torchvision import import_torchvision
 from clipadapt.clip.models import ClipModel
 
@@ -103,8 +104,7 @@ def image_features(model: ClipModel, dataset: Any, *, dataset_id: str, batch_siz
     features_all, labels_all = torch.cat(features), torch.cat(labels)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(".partial.npz")
-        np.savez(partial, features=features_all.numpy(), labels=labels_all.numpy())
-        partial.replace(cached)  # atomic: a killed run never leaves a truncated cache entry
+        with atomic_open(cached, "wb") as handle:  # a killed run never leaves a truncated cache entry
+            np.savez(handle, features=features_all.numpy(), labels=labels_all.numpy())
         log.info("image features: wrote %s", cached)
     return features_all, labels_all

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from clipadapt._files import atomic_path
+
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -13,6 +15,5 @@ def save_checkpoint(state: dict[str, Any], out: Path) -> None:
     """Write ``state`` to ``out/checkpoint.pt`` atomically: an interrupted save leaves the
     previous checkpoint intact."""
     out.mkdir(parents=True, exist_ok=True)
-    partial = out / (CHECKPOINT + ".partial")
-    torch.save(state, partial)
-    partial.replace(out / CHECKPOINT)
+    with atomic_path(out / CHECKPOINT) as partial:
+        torch.save(state, partial)

@@ -42,12 +42,13 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from clipadapt._files import PARTIAL_SUFFIX, atomic_open, write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ class CorpusWriter:
         self.path.mkdir(parents=True, exist_ok=True)
         if not (resume and self._resumable()):
             self._clear()
-            _write_atomic(self.path / BUILD_FILE, json.dumps(self._build, indent=2) + "\n")
+            write_text_atomically(self.path / BUILD_FILE, json.dumps(self._build, indent=2) + "\n")
 
     @property
     def n_shards(self) -> int:
@@ -273,9 +274,9 @@ class CorpusWriter:
             if len(values) != rows:
                 raise ValueError(f"{name}: has {len(values)} entries for the {rows} rows of shard {index}")
         for kind, array in embeddings.items():
-            with _atomic(self.path / names[kind], "wb") as handle:
+            with atomic_open(self.path / names[kind], "wb") as handle:
                 np.save(handle, array)
-        with _atomic(self.path / names["metadata"], "w", newline="", encoding="utf-8") as handle:
+        with atomic_open(self.path / names["metadata"], "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(METADATA_COLUMNS)
             writer.writerows(zip(range(start, start + rows), map(str, image_paths), map(str, caption_texts)))
@@ -288,7 +289,7 @@ class CorpusWriter:
         shards = [{**shard_names(index), "rows": self.shard_rows_of(index)} for index in range(self.n_shards)]
         description = {"format": FORMAT, "version": VERSION, "dim": self.dim, "count": self.count, "dtype": DTYPE,
                        "model": self._build["model"], "image_root": self._build["image_root"], "shards": shards}
-        _write_atomic(self.path / CORPUS_FILE, json.dumps(description, indent=2) + "\n")
+        write_text_atomically(self.path / CORPUS_FILE, json.dumps(description, indent=2) + "\n")
         log.info("corpus: wrote %s (%d rows, %d shards)", self.path, self.count, self.n_shards)
         return SourceCorpus(self.path)
 
@@ -310,7 +311,7 @@ class CorpusWriter:
 
 
 def _is_shard_file(name: str) -> bool:
-    stem = name.removesuffix(".partial")
+    stem = name.removesuffix(PARTIAL_SUFFIX)
     return any(stem.startswith(prefix) and stem.endswith(suffix)
                for prefix, suffix in (("images-", ".npy"), ("captions-", ".npy"), ("metadata-", ".csv")))
 
@@ -342,25 +343,6 @@ def _unit_float16(array: Any, name: str, rows: int, dim: int) -> np.ndarray:
     if (norms == 0).any():
         raise ValueError(f"{name}: row {int(np.flatnonzero(norms == 0)[0])} is zero and cannot be normalised")
     return (values / norms).astype(np.float16)
-
-
-@contextmanager
-def _atomic(path: Path, mode: str, **kwargs: Any) -> Iterator[Any]:
-    """``open(path.partial, mode)``, renamed to ``path`` when the block ends without an error,
-    so an interrupted write never leaves a truncated ``path``."""
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with open(partial, mode, **kwargs) as handle:
-            yield handle
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(path)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    with _atomic(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 def write_corpus(path: str | os.PathLike, images: Any, captions: Any, image_paths: Sequence[str],

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from clipadapt._files import PARTIAL_SUFFIX, atomic_path, write_text_atomically
 from clipadapt.ivf import IVFIndex
 from clipadapt.kmeans import KMeansResult, assign, kmeans, paired_kmeans
 from clipadapt.knn import _to_numpy, knn
@@ -191,9 +192,8 @@ class MudgIndex:
         """Write ``ivf.npz`` and ``index.json`` (complete) to ``out_dir``, each atomically."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        partial = out / (IVF_FILE + ".partial")
-        self.ivf.save(partial)
-        partial.replace(out / IVF_FILE)
+        with atomic_path(out / IVF_FILE) as partial:
+            self.ivf.save(partial)
         self.info["complete"] = True
         _write_json(out / INDEX_FILE, self.info)
 
@@ -345,9 +345,8 @@ class _Build:
         start = time.perf_counter()
         value, statistics = compute()
         seconds = time.perf_counter() - start
-        partial = path.with_name(path.name + ".partial")
-        _save(value, partial)
-        partial.replace(path)
+        with atomic_path(path) as partial:
+            _save(value, partial)
         self.info["stages"][name] = {"seconds": seconds, "device": self.device, "file": file, **statistics}
         _write_json(self.out / INDEX_FILE, self.info)
         log.info("index: stage %s took %.3f s", name, seconds)
@@ -370,7 +369,7 @@ def _clear(out: Path) -> None:
     """Remove the files of an earlier build (only those this module writes)."""
     out.mkdir(parents=True, exist_ok=True)
     for name in (INDEX_FILE, PAIRING_FILE, CENTROIDS_FILE, IVF_FILE):
-        for file in (out / name, out / (name + ".partial")):
+        for file in (out / name, out / (name + PARTIAL_SUFFIX)):
             file.unlink(missing_ok=True)
 
 
@@ -385,6 +384,4 @@ def _read_info(out: Path) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=2) + "\n")
-    partial.replace(path)
+    write_text_atomically(path, json.dumps(payload, indent=2) + "\n")
