@@ -217,7 +217,7 @@ X = blobs(n=100)
     (lambda: clipadapt.kmeans(X.astype(np.float64), 4), TypeError, "assign_x: dtype float64"),
     (lambda: clipadapt.IVFIndex(X[:4]).add(X).search(X, 101), ValueError, "k: 101 exceeds the 100 rows"),
     (lambda: clipadapt.IVFIndex(X[:4]).add(X).search(X, 5, nprobe=5), ValueError, "nprobe: 5 exceeds"),
-    (lambda: clipadapt.IVFIndex(X[:4]).add(X).search(X, 5, nprobe=0), ValueError, "nprobe: must be >= 1"),
+    (lambda: clipadapt.IVFIndex(X[:4]).add(X).search(X, 5, nprobe=0), ValueError, "nprobe: must be an integer >= 1"),
     (lambda: clipadapt.IVFIndex(X[:4]).search(X, 5), ValueError, "index: is empty"),
     (lambda: clipadapt.IVFIndex(X[:4]).add(X[:, :10]), ValueError, "x: dimension 10"),
     (lambda: clipadapt.IVFIndex(X[:4]).add(X, ids=np.arange(3)), ValueError, "ids: has 3 entries"),

@@ -21,7 +21,7 @@ X = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
     (lambda: clipadapt.knn(X, X[:, :3], 2), ValueError, "feature dimensions differ"),
     (lambda: clipadapt.knn(X[:0], X, 2), ValueError, "queries: empty"),
     (lambda: clipadapt.knn(X, X[:, :0], 2), ValueError, "database: empty"),
-    (lambda: clipadapt.knn(X, X, 0), ValueError, "k: must be >= 1"),
+    (lambda: clipadapt.knn(X, X, 0), ValueError, "k: must be an integer >= 1"),
     (lambda: clipadapt.knn(X, X, 21), ValueError, "k: 21 exceeds the 20"),
     (lambda: clipadapt.knn(X, X, 20, exclude_self=True), ValueError, "excluding self"),
     (lambda: clipadapt.knn(X, X, 2.5), TypeError, "k: must be an integer"),

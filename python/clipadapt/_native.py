@@ -103,10 +103,12 @@ def as_input(value: Any, name: str, *, ndim: int = 2, dtypes: tuple[str, ...] = 
             except (TypeError, ValueError) as error:
                 raise TypeError(f"{name}: expected an array, got {type(value).__name__}") from error
         library = "numpy"
+    if library == "torch":
+        value = _readable_tensor(value, name)
     dtype = _dtype_name(value, library)
     if dtype not in dtypes:
-        raise TypeError(f"{name}: dtype {dtype} is not supported; use one of {', '.join(dtypes)}"
-                        + (" (cast with .astype / .to)" if "float32" in dtypes else ""))
+        raise TypeError(f"{name}: dtype {dtype} is not supported; use one of {', '.join(dtypes)} "
+                        "(cast with .astype / .to)")
     shape = tuple(int(s) for s in value.shape)
     if len(shape) != ndim:
         expected = "[rows, d]" if ndim == 2 else "[rows]"
@@ -114,6 +116,22 @@ def as_input(value: Any, name: str, *, ndim: int = 2, dtypes: tuple[str, ...] = 
     if not _is_c_contiguous(value, library):
         value = _contiguous(value, library)  # documented cost: one copy
     return Array(value, library, dtype, _device_of(value, library), shape)
+
+
+def _readable_tensor(tensor: Any, name: str) -> Any:
+    """A torch tensor the kernels can read: dense, on the CPU or a CUDA device, and detached
+    (the kernels compute no gradients, so a tensor that requires one is read as its values)."""
+    import torch
+
+    if tensor.layout is not torch.strided:
+        raise TypeError(f"{name}: is a sparse tensor ({tensor.layout}); pass a dense one (.to_dense())")
+    if tensor.device.type == "meta":
+        raise ValueError(f"{name}: is a meta tensor, which has a shape but no values; pass a tensor with data "
+                         "on the CPU or a CUDA device")
+    if tensor.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{name}: is on {tensor.device}; clipadapt runs on the CPU and CUDA devices, move it "
+                         "with .cpu() or .cuda()")
+    return tensor.detach() if tensor.requires_grad else tensor
 
 
 def require_same_device(first: Array, first_name: str, other: Array, other_name: str) -> None:
@@ -165,10 +183,12 @@ def empty(like: Array, shape: tuple[int, ...], dtype: str) -> Any:
     return np.empty(shape, dtype=dtype)
 
 
-def check_finite(array: Array, name: str, stream: int) -> None:
+def check_finite(array: Array, name: str, stream: int, *, skippable: bool = True) -> None:
+    """ValueError when the 2-D ``array`` holds a NaN or an Inf; ``skippable``: the caller has a
+    ``check_finite`` argument, which the message then mentions."""
     if _core.has_nonfinite(capsule(array.value, stream), stream):
-        raise ValueError(f"{name}: contains NaN or Inf; clean the input (e.g. drop or impute those rows) "
-                         "or pass check_finite=False to skip this check")
+        raise ValueError(f"{name}: contains NaN or Inf; clean the input (e.g. drop or impute those rows)"
+                         + (" or pass check_finite=False to skip this check" if skippable else ""))
 
 
 def namespace(library: str) -> Any:

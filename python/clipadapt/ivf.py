@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from clipadapt import _native
+from clipadapt import _native, _validate
 from clipadapt._native import _core
 from clipadapt.kmeans import _cast_like, _group, assign
-from clipadapt.knn import Metric, _METRICS, _check_k, _to_numpy, knn
+from clipadapt.knn import Metric, _METRICS, _to_numpy, knn
 
 # Rows assigned per step when adding from a file, so a memory-mapped corpus is streamed.
 _ADD_CHUNK_ROWS = 1 << 18
@@ -28,6 +28,11 @@ class IVFIndex:
         if metric not in _METRICS:
             raise ValueError(f"metric: unknown metric {metric!r}; use one of {', '.join(_METRICS)}")
         self._centroids = _native.as_input(centroids, "centroids")
+        if 0 in self._centroids.shape:
+            raise ValueError(f"centroids: empty array of shape {self._centroids.shape}; need at least one centroid "
+                             "and one column")
+        # A NaN centroid would attract no row, or every row, without an error.
+        _native.check_finite(self._centroids, "centroids", _native.current_stream(self._centroids), skippable=False)
         self.metric = metric
         self._vectors: _native.Array | None = None
         self._ids: Any = None
@@ -63,10 +68,7 @@ class IVFIndex:
                 chunk_ids = None if ids is None else ids[start:start + _ADD_CHUNK_ROWS]
                 self.add(self._like_centroids(np.ascontiguousarray(mapped[start:start + _ADD_CHUNK_ROWS])), chunk_ids)
             return self
-        rows = _native.as_input(x, "x")
-        _native.require_same_device(self._centroids, "centroids", rows, "x")
-        if rows.shape[1] != self._centroids.shape[1]:
-            raise ValueError(f"x: dimension {rows.shape[1]} differs from the centroids' {self._centroids.shape[1]}")
+        rows = self._checked_rows(x)
         if self._vectors is not None and rows.dtype != self._vectors.dtype:
             raise TypeError(f"x: dtype {rows.dtype} differs from the rows already added ({self._vectors.dtype})")
         new_ids = self._new_ids(rows, ids)
@@ -82,10 +84,7 @@ class IVFIndex:
         order. For lists computed chunk by chunk with :func:`clipadapt.assign` (a corpus read
         shard by shard): one grouping pass, where ``add`` per chunk regroups every row so far."""
         index = cls(centroids, metric=metric)
-        rows = _native.as_input(x, "x")
-        _native.require_same_device(index._centroids, "centroids", rows, "x")
-        if rows.shape[1] != index._centroids.shape[1]:
-            raise ValueError(f"x: dimension {rows.shape[1]} differs from the centroids' {index._centroids.shape[1]}")
+        rows = index._checked_rows(x)
         given = _native.as_input(lists, "lists", ndim=1, dtypes=("int64",))
         _native.require_same_device(rows, "x", given, "lists")
         if given.shape[0] != rows.shape[0]:
@@ -99,8 +98,8 @@ class IVFIndex:
         """Top-k ``(scores float32 [nq, k], ids int64 [nq, k])`` of each query within its
         ``nprobe`` nearest lists, best first (ties to the smaller id). Slots that the probed
         lists cannot fill hold id -1."""
-        k = _check_k(k)
-        nprobe = _check_k(nprobe, "nprobe")
+        k = _validate.integer(k, "k", minimum=1)
+        nprobe = _validate.integer(nprobe, "nprobe", minimum=1)
         if self.ntotal == 0:
             raise ValueError("index: is empty; add rows before searching")
         if k > self.ntotal:
@@ -147,6 +146,16 @@ class IVFIndex:
                 rows = _native.as_input(stored["vectors"], "vectors")
                 index._store(rows, stored["ids"], stored["lists"])
         return index
+
+    def _checked_rows(self, x: Any) -> _native.Array:
+        """Rows to store: [n >= 1, d] beside the centroids, of their dimension."""
+        rows = _native.as_input(x, "x")
+        _native.require_same_device(self._centroids, "centroids", rows, "x")
+        if rows.shape[0] == 0:
+            raise ValueError("x: has no rows; give at least one row to add")
+        if rows.shape[1] != self._centroids.shape[1]:
+            raise ValueError(f"x: dimension {rows.shape[1]} differs from the centroids' {self._centroids.shape[1]}")
+        return rows
 
     def _like_centroids(self, rows: np.ndarray) -> Any:
         """Host rows moved to the centroids' library and device."""

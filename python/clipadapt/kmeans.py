@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from clipadapt import _native
+from clipadapt import _native, _validate
 from clipadapt._native import _core
-from clipadapt.knn import Metric, _to_numpy, knn
+from clipadapt.knn import Metric, _to_numpy, check_row_matrices, knn
 
 Init = Literal["kmeans++", "random"]
 _SPHERICAL = ("cosine", "ip")
@@ -29,18 +29,14 @@ def assign(x: Any, centroids: Any, *, metric: Metric = "cosine", check_finite: b
     ``x`` through the GPU in chunks of ``chunk_rows`` (pinned double buffers, copies overlapped
     with compute), so n may exceed GPU memory; the results then come back on the host.
     """
-    if _is_host(x) and _is_cuda_torch(centroids):
-        return _assign_streamed(x, centroids, metric, check_finite, chunk_rows)
-    scores, ids = knn(x, centroids, 1, metric=metric, check_finite=check_finite)
+    rows, means = _native.as_input(x, "x"), _native.as_input(centroids, "centroids")
+    chunk_rows = _validate.integer(chunk_rows, "chunk_rows", minimum=1)
+    check_row_matrices(rows, "x", means, "centroids")
+    if not rows.is_cuda and means.is_cuda and means.library == "torch":
+        return _assign_streamed(rows.value, means.value, metric, check_finite, chunk_rows)
+    _native.require_same_device(rows, "x", means, "centroids")
+    scores, ids = knn(rows.value, means.value, 1, metric=metric, check_finite=check_finite)
     return scores[:, 0], ids[:, 0]
-
-
-def _is_host(x: Any) -> bool:
-    return isinstance(x, np.ndarray) or (type(x).__module__.startswith("torch") and x.device.type == "cpu")
-
-
-def _is_cuda_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch") and x.device.type == "cuda"
 
 
 def _assign_streamed(x: Any, centroids: Any, metric: str, check_finite: bool, chunk_rows: int) -> tuple[Any, Any]:
@@ -48,8 +44,6 @@ def _assign_streamed(x: Any, centroids: Any, metric: str, check_finite: bool, ch
 
     host = torch.as_tensor(x)
     n, d = host.shape
-    if host.dtype != centroids.dtype:
-        raise TypeError(f"x: dtype {host.dtype} differs from centroids ({centroids.dtype}); cast one")
     device = centroids.device
     compute, copier = torch.cuda.current_stream(device), torch.cuda.Stream(device)
     chunk = max(1, min(int(chunk_rows), n))
@@ -108,9 +102,9 @@ def kmeans(x: Any, n_clusters: int, *, n_iter: int = 20, metric: Metric = "cosin
         n_iter: assignment + update rounds.
         init: ``"kmeans++"`` (D^2 seeding), ``"random"`` (K distinct rows) or an array [K, d]
             of initial centroids.
-        seed: seeds the initialisation and the sub-sample.
-        max_points_per_centroid: train on a seeded sub-sample of K * this many rows (as
-            faiss does), then assign every row.
+        seed: an integer >= 0; seeds the initialisation and the sub-sample.
+        max_points_per_centroid: None (train on every row), or an integer >= 1: train on a
+            seeded sub-sample of K * this many rows (as faiss does), then assign every row.
     """
     return paired_kmeans(x, x, n_clusters, n_iter=n_iter, metric=metric, init=init, seed=seed,
                          max_points_per_centroid=max_points_per_centroid)
@@ -128,7 +122,12 @@ def paired_kmeans(assign_x: Any, update_x: Any, n_clusters: int, *, n_iter: int 
     """
     a = _native.as_input(assign_x, "assign_x")
     u = a if update_x is assign_x else _native.as_input(update_x, "update_x")
-    _check_pair(a, u, n_clusters, n_iter)
+    n_clusters = _validate.integer(n_clusters, "n_clusters", minimum=1)
+    n_iter = _validate.integer(n_iter, "n_iter", minimum=0)
+    seed = _validate.integer(seed, "seed", minimum=0)
+    if max_points_per_centroid is not None:
+        max_points_per_centroid = _validate.integer(max_points_per_centroid, "max_points_per_centroid", minimum=1)
+    _check_pair(a, u, n_clusters)
     stream = _native.current_stream(a)
     _native.check_finite(a, "assign_x", stream)
     if u is not a:
@@ -150,16 +149,18 @@ def paired_kmeans(assign_x: Any, update_x: Any, n_clusters: int, *, n_iter: int 
                         splits=splits)
 
 
-def _check_pair(a: _native.Array, u: _native.Array, n_clusters: int, n_iter: int) -> None:
+def _check_pair(a: _native.Array, u: _native.Array, n_clusters: int) -> None:
     _native.require_same_device(a, "assign_x", u, "update_x")
     if a.shape[0] != u.shape[0]:
         raise ValueError(f"assign_x and update_x: rows are pairs, but they have {a.shape[0]} and {u.shape[0]} rows")
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
-        raise ValueError(f"n_clusters: must be an integer >= 1, got {n_clusters!r}")
+    if a.shape[1] != u.shape[1]:
+        # The centroids are means of update_x rows and are compared with assign_x rows.
+        raise ValueError(f"assign_x and update_x: dimensions differ ({a.shape[1]} vs {u.shape[1]}); pair rows of "
+                         "one embedding space")
+    if a.shape[1] == 0:
+        raise ValueError(f"assign_x: empty array of shape {a.shape}; need at least one column")
     if n_clusters > a.shape[0]:
         raise ValueError(f"n_clusters: {n_clusters} exceeds the {a.shape[0]} rows; lower n_clusters or add rows")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
-        raise ValueError(f"n_iter: must be an integer >= 0, got {n_iter!r}")
 
 
 def _take_rows(array: _native.Array, rows: np.ndarray) -> Any:
@@ -194,6 +195,7 @@ def _initial_centroids(a: _native.Array, n_clusters: int, metric: str, init: Any
         _native.require_same_device(a, "assign_x", given, "init")
         if given.shape != (n_clusters, a.shape[1]):
             raise ValueError(f"init: expected shape ({n_clusters}, {a.shape[1]}), got {given.shape}")
+        _native.check_finite(given, "init", _native.current_stream(given), skippable=False)
         centroids = _native.astype(given.value, given.library, "float32", copy=True)
     if metric in _SPHERICAL:
         centroids = _native.normalize_rows(centroids, a.library)
@@ -203,7 +205,7 @@ def _initial_centroids(a: _native.Array, n_clusters: int, metric: str, init: Any
 def _kmeans_plus_plus(a: _native.Array, n_clusters: int, metric: str, seed: int) -> np.ndarray:
     chosen = _native.empty(a, (n_clusters,), "int64")
     stream = _native.current_stream(a)
-    _core.kmeans_plus_plus_into(_native.capsule(a.value, stream), metric, int(seed) % 2**64,
+    _core.kmeans_plus_plus_into(_native.capsule(a.value, stream), metric, seed % 2**64,
                                 _native.capsule(chosen, stream), stream)
     return _to_numpy(chosen)
 

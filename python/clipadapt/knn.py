@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from clipadapt import _native
+from clipadapt import _native, _validate
 from clipadapt._native import _core
 
 Metric = Literal["cosine", "ip", "l2"]
@@ -40,17 +40,11 @@ def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", exclu
         raise ValueError(f"metric: unknown metric {metric!r}; use one of {', '.join(_METRICS)}")
     if precision not in _PRECISIONS:
         raise ValueError(f"precision: unknown precision {precision!r}; use 'exact' or 'tf32'")
-    k = _check_k(k)
+    k = _validate.integer(k, "k", minimum=1)
     q = _native.as_input(queries, "queries")
     x = _native.as_input(database, "database")
     _native.require_same_device(q, "queries", x, "database")
-    if q.dtype != x.dtype:
-        raise TypeError(f"queries and database: dtypes differ ({q.dtype} vs {x.dtype}); cast one to the other")
-    for array, name in ((q, "queries"), (x, "database")):
-        if 0 in array.shape:
-            raise ValueError(f"{name}: empty array of shape {array.shape}; need at least one row and one column")
-    if q.shape[1] != x.shape[1]:
-        raise ValueError(f"queries and database: feature dimensions differ ({q.shape[1]} vs {x.shape[1]})")
+    check_row_matrices(q, "queries", x, "database")
     available = x.shape[0] - (1 if exclude_self else 0)
     if k > available:
         raise ValueError(f"k: {k} exceeds the {available} candidate rows of database"
@@ -68,12 +62,17 @@ def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", exclu
     return scores, indices
 
 
-def _check_k(k: Any, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"{name}: must be an integer, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"{name}: must be >= 1, got {k}")
-    return int(k)
+def check_row_matrices(first: _native.Array, first_name: str, second: _native.Array, second_name: str) -> None:
+    """Two sets of rows to compare: one dtype, at least one row and one column each, one dimension."""
+    if first.dtype != second.dtype:
+        raise TypeError(f"{first_name} and {second_name}: dtypes differ ({first.dtype} vs {second.dtype}); cast one "
+                        "to the other")
+    for array, name in ((first, first_name), (second, second_name)):
+        if 0 in array.shape:
+            raise ValueError(f"{name}: empty array of shape {array.shape}; need at least one row and one column")
+    if first.shape[1] != second.shape[1]:
+        raise ValueError(f"{first_name} and {second_name}: feature dimensions differ ({first.shape[1]} vs "
+                         f"{second.shape[1]})")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from clipadapt import _native
+from clipadapt import _native, _validate
 from clipadapt._native import _core
 from clipadapt.knn import KnnGraph, _to_numpy, knn_graph
 
@@ -103,56 +103,119 @@ def affinity(graph: KnnGraph, *, kernel: Kernel = "shifted_cosine", gamma: float
     _choice(kernel, "kernel", _KERNELS)
     _choice(symmetrize, "symmetrize", _SYMMETRIZE)
     _choice(dtype, "dtype", _PRECISIONS)
-    if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma > 0):
-        raise ValueError(f"gamma: must be a finite number > 0, got {gamma!r}")
+    gamma = _validate.real(gamma, "gamma", above=0)
     neighbors = _native.as_input(graph.indices, "graph.indices", dtypes=("int64",))
     similarities = _native.as_input(graph.scores, "graph.scores", dtypes=("float32",))
     _native.require_same_device(neighbors, "graph.indices", similarities, "graph.scores")
+    if 0 in neighbors.shape:
+        raise ValueError(f"graph: has shape {neighbors.shape}; an affinity needs at least one node and one "
+                         "neighbour per node")
+    stream = _native.current_stream(neighbors)
+    _native.check_finite(similarities, "graph.scores", stream, skippable=False)
     n, k = neighbors.shape
     indptr = _native.empty(neighbors, (n + 1,), "int64")
     indices = _native.empty(neighbors, (2 * n * k,), "int64")
     values = _native.empty(neighbors, (2 * n * k,), dtype)
     degrees = _native.empty(neighbors, (n,), "float64")
-    stream = _native.current_stream(neighbors)
     capsule = _native.capsule
     nnz = _core.affinity_into(capsule(neighbors.value, stream), capsule(similarities.value, stream), kernel,
-                              float(gamma), symmetrize, bool(normalize), capsule(indptr, stream),
+                              gamma, symmetrize, bool(normalize), capsule(indptr, stream),
                               capsule(indices, stream), capsule(values, stream), capsule(degrees, stream), stream)
     return CsrMatrix(indptr=indptr, indices=indices[:nnz], values=values[:nnz], shape=(n, n), degrees=degrees)
 
 
-def _csr_capsules(matrix: CsrMatrix, stream: int) -> tuple[Any, Any, Any]:
-    return (_native.capsule(matrix.indptr, stream), _native.capsule(matrix.indices, stream),
-            _native.capsule(matrix.values, stream))
+@dataclass(frozen=True)
+class _CheckedCsr:
+    """S after :func:`_checked_csr`: C-contiguous arrays on one device and a valid structure."""
+
+    indptr: _native.Array
+    indices: _native.Array
+    values: _native.Array
+    rows: int
+    cols: int
+
+    def capsules(self, stream: int) -> tuple[Any, Any, Any]:
+        return tuple(_native.capsule(array.value, stream) for array in (self.indptr, self.indices, self.values))
 
 
-def _as_csr(matrix: Any) -> CsrMatrix:
-    if isinstance(matrix, CsrMatrix):
-        return matrix
-    if hasattr(matrix, "tocsr"):
-        return CsrMatrix.from_scipy(matrix)
-    raise TypeError(f"S: expected a clipadapt CsrMatrix or a scipy sparse matrix, got {type(matrix).__name__}")
+def _checked_csr(matrix: Any) -> _CheckedCsr:
+    """S validated once at the boundary, so that the kernels never read outside its arrays:
+    dtypes, lengths and device of the arrays, indptr running from 0 to nnz without
+    decreasing, column ids in [0, columns), finite values."""
+    if hasattr(matrix, "tocsr") and not isinstance(matrix, CsrMatrix):
+        matrix = CsrMatrix.from_scipy(matrix)
+    if not isinstance(matrix, CsrMatrix):
+        raise TypeError(f"S: expected a clipadapt CsrMatrix or a scipy sparse matrix, got {type(matrix).__name__}")
+    if not isinstance(matrix.shape, (tuple, list)) or len(matrix.shape) != 2:
+        raise TypeError(f"S.shape: must be a pair (rows, columns), got {matrix.shape!r}")
+    rows, cols = (_validate.integer(size, "S.shape", minimum=0) for size in matrix.shape)
+    indptr = _native.as_input(matrix.indptr, "S.indptr", ndim=1, dtypes=("int64",))
+    indices = _native.as_input(matrix.indices, "S.indices", ndim=1, dtypes=("int64",))
+    values = _native.as_input(matrix.values, "S.values", ndim=1, dtypes=_PRECISIONS)
+    _native.require_same_device(indptr, "S.indptr", indices, "S.indices")
+    _native.require_same_device(indptr, "S.indptr", values, "S.values")
+    if indptr.shape[0] != rows + 1:
+        raise ValueError(f"S.indptr: has {indptr.shape[0]} entries but S has {rows} rows; it needs rows + 1 = "
+                         f"{rows + 1} (where each row starts in S.indices, then nnz)")
+    if values.shape[0] != indices.shape[0]:
+        raise ValueError(f"S.values: has {values.shape[0]} entries but S.indices has {indices.shape[0]}; give one "
+                         "value per stored entry")
+    if _csr_is_malformed(indptr, indices.value, values.value, cols):
+        _raise_csr_problem(_to_numpy(indptr.value), _to_numpy(indices.value), _to_numpy(values.value), rows, cols)
+    return _CheckedCsr(indptr, indices, values, rows, cols)
 
 
-def _dense_operand(values: Any, name: str, matrix: CsrMatrix) -> _native.Array:
+def _csr_is_malformed(indptr: _native.Array, indices: Any, values: Any, cols: int) -> bool:
+    """One vectorised pass in the arrays' own library and device, and one host synchronisation."""
+    xp = _native.namespace(indptr.library)
+    starts = indptr.value
+    malformed = (starts[0] != 0) | (starts[-1] != indices.shape[0]) | (starts[1:] < starts[:-1]).any()
+    if indices.shape[0]:
+        malformed = malformed | (indices.min() < 0) | (indices.max() >= cols) | ~xp.isfinite(values).all()
+    return bool(malformed)
+
+
+def _raise_csr_problem(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows: int, cols: int) -> None:
+    """Names the first thing wrong in S (host copies; only called once S is known to be malformed)."""
+    nnz = indices.shape[0]
+    if indptr[0] != 0:
+        raise ValueError(f"S.indptr: must start at 0 (row 0 starts at the first stored entry), starts at {indptr[0]}")
+    if indptr[-1] != nnz:
+        raise ValueError(f"S.indptr: must end at nnz = {nnz} (the length of S.indices), ends at {indptr[-1]}")
+    decreasing = np.flatnonzero(indptr[1:] < indptr[:-1])
+    if decreasing.size:
+        row = int(decreasing[0])
+        raise ValueError(f"S.indptr: must not decrease, but indptr[{row + 1}] = {indptr[row + 1]} < indptr[{row}] = "
+                         f"{indptr[row]}")
+    outside = np.flatnonzero((indices < 0) | (indices >= cols))
+    if outside.size:
+        position = int(outside[0])
+        raise ValueError(f"S.indices: column {indices[position]} (entry {position}) is outside [0, {cols}) for S of "
+                         f"shape ({rows}, {cols}); fix the entry or the shape")
+    raise ValueError("S.values: contains NaN or Inf; clean the matrix")
+
+
+def _dense_operand(values: Any, name: str, matrix: _CheckedCsr) -> _native.Array:
     dense = _native.as_input(values, name, dtypes=_PRECISIONS)
-    if dense.dtype != matrix.dtype:
-        raise TypeError(f"{name}: dtype {dense.dtype} differs from S ({matrix.dtype}); cast it to {matrix.dtype}")
-    if dense.shape[0] != matrix.shape[1]:
-        raise ValueError(f"{name}: has {dense.shape[0]} rows but S is {matrix.shape[0]} x {matrix.shape[1]}")
-    _native.require_same_device(_native.as_input(matrix.indices, "S.indices", ndim=1, dtypes=("int64",)), "S",
-                                dense, name)
+    if dense.dtype != matrix.values.dtype:
+        raise TypeError(f"{name}: dtype {dense.dtype} differs from S ({matrix.values.dtype}); cast it to "
+                        f"{matrix.values.dtype}")
+    if dense.shape[0] != matrix.cols:
+        raise ValueError(f"{name}: has {dense.shape[0]} rows but S is {matrix.rows} x {matrix.cols}")
+    if 0 in dense.shape:
+        raise ValueError(f"{name}: empty array of shape {dense.shape}; need at least one row and one column")
+    _native.require_same_device(matrix.indptr, "S", dense, name)
     return dense
 
 
 def spmm(matrix: CsrMatrix, x: Any) -> Any:
     """S @ X for CSR S [n, m] and dense X [m, C] of the same float dtype and device; returns [n, C]."""
-    matrix = _as_csr(matrix)
-    dense = _dense_operand(x, "X", matrix)
-    out = _native.empty(dense, (matrix.shape[0], dense.shape[1]), dense.dtype)
+    checked = _checked_csr(matrix)
+    dense = _dense_operand(x, "X", checked)
+    out = _native.empty(dense, (checked.rows, dense.shape[1]), dense.dtype)
     stream = _native.current_stream(dense)
-    _core.spmm_into(*_csr_capsules(matrix, stream), matrix.shape[0], matrix.shape[1],
-                    _native.capsule(dense.value, stream), None, _native.capsule(out, stream), 1.0, 0.0, stream)
+    _core.spmm_into(*checked.capsules(stream), checked.rows, checked.cols, _native.capsule(dense.value, stream), None,
+                    _native.capsule(out, stream), 1.0, 0.0, stream)
     return out
 
 
@@ -166,13 +229,9 @@ class ConjugateGradientResult:
     residuals: Any
 
 
-def _check_solver_settings(alpha: float, max_iter: int, tol: float) -> None:
-    if not (isinstance(alpha, (int, float)) and 0.0 < alpha < 1.0):
-        raise ValueError(f"alpha: must lie strictly between 0 and 1, got {alpha!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
-        raise ValueError(f"max_iter: must be an integer >= 0, got {max_iter!r}")
-    if not (isinstance(tol, (int, float)) and tol >= 0.0):
-        raise ValueError(f"tol: must be a number >= 0, got {tol!r}")
+def _solver_settings(alpha: Any, max_iter: Any, tol: Any) -> tuple[float, int, float]:
+    return (_validate.real(alpha, "alpha", above=0, below=1), _validate.integer(max_iter, "max_iter", minimum=0),
+            _validate.real(tol, "tol", at_least=0))
 
 
 def conjugate_gradient(matrix: CsrMatrix, y: Any, *, alpha: float = 0.99, max_iter: int = 20,
@@ -188,16 +247,20 @@ def conjugate_gradient(matrix: CsrMatrix, y: Any, *, alpha: float = 0.99, max_it
         y: right-hand sides [n, C], the dtype of S's values, on S's device.
         alpha: in (0, 1).
     """
-    matrix = _as_csr(matrix)
-    _check_solver_settings(alpha, max_iter, tol)
-    rhs = _dense_operand(y, "Y", matrix)
+    checked = _checked_csr(matrix)
+    if checked.rows != checked.cols:
+        raise ValueError(f"S: must be square, got shape ({checked.rows}, {checked.cols})")
+    alpha, max_iter, tol = _solver_settings(alpha, max_iter, tol)
+    rhs = _dense_operand(y, "Y", checked)
+    stream = _native.current_stream(rhs)
+    # A NaN or Inf column reads as converged after 0 iterations and hands its class to every row.
+    _native.check_finite(rhs, "Y", stream, skippable=False)
     columns = rhs.shape[1]
     solution = _native.empty(rhs, rhs.shape, rhs.dtype)
     iterations = _native.empty(rhs, (columns,), "int64")
     residuals = _native.empty(rhs, (columns,), "float64")
-    stream = _native.current_stream(rhs)
-    _core.conjugate_gradient_into(*_csr_capsules(matrix, stream), matrix.shape[0], _native.capsule(rhs.value, stream),
-                                  float(alpha), int(max_iter), float(tol), _native.capsule(solution, stream),
+    _core.conjugate_gradient_into(*checked.capsules(stream), checked.rows, _native.capsule(rhs.value, stream), alpha,
+                                  max_iter, tol, _native.capsule(solution, stream),
                                   _native.capsule(iterations, stream), _native.capsule(residuals, stream), stream)
     return ConjugateGradientResult(solution=solution, iterations=iterations, residuals=residuals)
 
@@ -248,7 +311,7 @@ def label_propagation(features: Any, labels: Any, *, k: int = 20, alpha: float =
         :class:`LabelPropagationResult`.
     """
     _choice(precision, "precision", _PRECISIONS)
-    _check_solver_settings(alpha, max_iter, tol)
+    _solver_settings(alpha, max_iter, tol)
     x = _native.as_input(features, "features")
     seeds = _seed_matrix(labels, x, precision, n_classes)
     _native.check_finite(x, "features", _native.current_stream(x))
@@ -268,9 +331,12 @@ def _seed_matrix(labels: Any, features: _native.Array, precision: str, n_classes
         seeds = _native.as_input(labels, "labels", dtypes=("float32", "float64"))
         if seeds.shape[0] != n:
             raise ValueError(f"labels: has {seeds.shape[0]} rows but features has {n}")
+        if seeds.shape[1] == 0:
+            raise ValueError("labels: the seed matrix has no columns; give one column per class")
         _native.require_same_device(features, "features", seeds, "labels")
-        if _native.as_input(labels, "labels", dtypes=("float32", "float64")).dtype != precision:
+        if seeds.dtype != precision:
             raise TypeError(f"labels: seed matrix dtype must equal precision ({precision})")
+        _native.check_finite(seeds, "labels", _native.current_stream(seeds), skippable=False)
         return seeds.value
     ids = _native.as_input(labels, "labels", ndim=1, dtypes=("int64", "int32"))
     _native.require_same_device(features, "features", ids, "labels")
@@ -282,7 +348,7 @@ def _seed_matrix(labels: Any, features: _native.Array, precision: str, n_classes
     labelled = np.flatnonzero(host >= 0)
     if labelled.size == 0:
         raise ValueError("labels: no labelled row; give at least one row a class id >= 0")
-    classes = int(host.max()) + 1 if n_classes is None else int(n_classes)
+    classes = int(host.max()) + 1 if n_classes is None else _validate.integer(n_classes, "n_classes", minimum=1)
     if host.max() >= classes:
         raise ValueError(f"labels: class id {int(host.max())} is out of range for n_classes={classes}")
     missing = np.setdiff1d(np.arange(classes), host[labelled])
