@@ -7,6 +7,7 @@ import torch
 
 import clipadapt
 from clipadapt import CsrMatrix, KnnGraph
+from clipadapt.mudg.retrieve import rank_vote, select_per_class
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((30, 5)).astype(np.float32)
@@ -186,3 +187,17 @@ def test_meta_tensors_are_refused(call, name):
 def test_sparse_tensors_are_refused():
     raises_cleanly(lambda: clipadapt.knn(torch.from_numpy(X).to_sparse(), X, 3), TypeError,
                    r"queries: is a sparse tensor .*\.to_dense\(\)")
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda: rank_vote(np.array([[0, 1]]), np.array([0]), 1, seed=-1), ValueError, "seed: must be an integer >= 0"),
+    (lambda: select_per_class(X, np.zeros(30, np.int64), 2, seed=1.5), TypeError, "seed: must be an integer"),
+    (lambda: select_per_class(X, np.zeros(30, np.int64), np.float32(2)), TypeError, "k_sel: must be an integer"),
+])
+def test_mudg_settings_are_checked_like_the_primitives(call, error, message):
+    raises_cleanly(call, error, message)
+
+
+def test_mudg_settings_accept_numpy_integers():
+    np.testing.assert_array_equal(select_per_class(X, np.zeros(30, np.int64), np.int64(4), seed=np.int32(1)),
+                                  select_per_class(X, np.zeros(30, np.int64), 4, seed=1))

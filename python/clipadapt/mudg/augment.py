@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from clipadapt import _validate
 from clipadapt.kmeans import kmeans
 
 log = logging.getLogger(__name__)
@@ -246,9 +247,8 @@ def rank_descriptors(encode: Encoder, classnames: Sequence[str], template: str, 
     classnames = _check_classnames(classnames)
     template = check_template(template)
     candidates = _check_candidates(candidates)
-    _check_positive(n_clusters, "n_clusters")
-    _check_positive(repeats, "repeats")
-    _check_positive(texts_per_call, "texts_per_call")
+    for value, name in ((n_clusters, "n_clusters"), (repeats, "repeats"), (texts_per_call, "texts_per_call")):
+        _validate.integer(value, name, minimum=1)
     if combine not in ("last", "sum"):
         raise ValueError(f"combine: unknown rule {combine!r}; use 'last' (faithful) or 'sum'")
     base = encode_normalized(encode, [template.format(name) for name in classnames], "encode")
@@ -341,7 +341,3 @@ def _check_candidates(candidates: Any) -> list[str]:
     return list(candidates)
 
 
-def _check_positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
-    return int(value)

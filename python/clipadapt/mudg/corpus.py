@@ -11,7 +11,7 @@ Format (a directory)::
 
     {"format": "clipadapt-mudg-corpus", "version": 1,
      "dim": D, "count": N, "dtype": "float16",
-     "model": {"architecture": "ViT-L-14", "weights": "openai"},
+     "model": {"architecture": "ViT-L-14", "weights": "openai", "activation": "quickgelu"},
      "image_root": "/data/laion-subset",
      "shards": [{"images": "images-00000.npy", "captions": "captions-00000.npy",
                  "metadata": "metadata-00000.csv", "rows": r0}, ...]}
@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from clipadapt import _validate
 from clipadapt._files import PARTIAL_SUFFIX, atomic_open, write_text_atomically
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ DEFAULT_SHARD_ROWS = 1_000_000
 DEFAULT_BUILD_SHARD_ROWS = 10_000
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 CAPTIONS_CSV = "captions.csv"
+# The towers' activations a model identity may name (clipadapt.clip.models.ClipModel.activation).
+ACTIVATIONS = ("gelu", "quickgelu")
 
 
 def shard_names(index: int) -> dict[str, str]:
@@ -80,7 +83,8 @@ class SourceCorpus:
         path: the corpus directory.
         count: number of image-text pairs N.
         dim: embedding dimension D.
-        model: ``{"architecture", "weights"}`` of the CLIP model that embedded it.
+        model: ``{"architecture", "weights", "activation"}`` of the CLIP model that embedded it
+            (``"activation"`` is absent where the writer did not give it).
         image_root: absolute directory the metadata's image paths are relative to.
     """
 
@@ -318,15 +322,21 @@ def _is_shard_file(name: str) -> bool:
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+        _validate.integer(value, name, minimum=1)
 
 
 def _model_info(model: Mapping[str, str]) -> dict[str, str]:
+    """The identity of the model that embedded a corpus: architecture, weights and, where known,
+    activation (the towers' GELU or QuickGELU; other embeddings under the other one)."""
     try:
-        return {"architecture": str(model["architecture"]), "weights": str(model["weights"])}
+        info = {"architecture": str(model["architecture"]), "weights": str(model["weights"])}
     except (KeyError, TypeError) as error:
         raise ValueError(f"model: expected a mapping with 'architecture' and 'weights', got {model!r}") from error
+    if "activation" in model:
+        if model["activation"] not in ACTIVATIONS:
+            raise ValueError(f"model: activation {model['activation']!r} is not one of {', '.join(ACTIVATIONS)}")
+        info["activation"] = str(model["activation"])
+    return info
 
 
 def _unit_float16(array: Any, name: str, rows: int, dim: int) -> np.ndarray:
@@ -357,7 +367,10 @@ def write_corpus(path: str | os.PathLike, images: Any, captions: Any, image_path
             rows are normalised to unit norm and stored as float16.
         image_paths: N image paths relative to ``image_root`` (or absolute paths, or URLs).
         caption_texts: the N captions.
-        model: ``{"architecture", "weights"}`` of the CLIP model that made the embeddings.
+        model: ``{"architecture", "weights", "activation"}`` of the CLIP model that made the
+            embeddings (``ClipModel.identity()``); ``"activation"`` ("gelu" or "quickgelu": OpenAI's
+            CLIP, e.g. LAION's ViT-L/14 embeddings) may be left out, but then retrieval cannot
+            check that its queries are encoded with the same one.
         image_root: the directory ``image_paths`` are relative to (absolute, or relative to ``path``).
         shard_rows: rows per shard file.
     """
@@ -497,4 +510,4 @@ def _encode_images(clip: Any, loader: Any, device: str) -> np.ndarray:
 
 
 def _clip_info(clip: Any) -> dict[str, str]:
-    return {"architecture": clip.architecture, "weights": clip.weights}
+    return clip.identity()

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from clipadapt import _validate
 from clipadapt._files import PARTIAL_SUFFIX, atomic_path, write_text_atomically
 from clipadapt.ivf import IVFIndex
 from clipadapt.kmeans import KMeansResult, assign, kmeans, paired_kmeans
@@ -88,7 +89,7 @@ def nearest_images(corpus_or_arrays: SourceCorpus | tuple[Any, Any], *,
         int64 [m]: the nearest image's global id for each caption.
     """
     _check_device(device)
-    _check_positive_int(caption_chunk_rows, "caption_chunk_rows")
+    _validate.integer(caption_chunk_rows, "caption_chunk_rows", minimum=1)
     image_blocks, caption_blocks = _blocks(corpus_or_arrays)
     chunks = [(start + offset, captions[offset:offset + caption_chunk_rows])
               for start, captions in caption_blocks for offset in range(0, len(captions), caption_chunk_rows)]
@@ -143,11 +144,6 @@ def _on_device(rows: np.ndarray, device: str) -> Any:
 def _check_device(device: str) -> None:
     if device not in DEVICES:
         raise ValueError(f"device: unknown device {device!r}; use one of {', '.join(DEVICES)}")
-
-
-def _check_positive_int(value: Any, name: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
 
 
 class MudgIndex:
@@ -255,10 +251,10 @@ def _check_build(corpus: SourceCorpus, n_clusters: Any, n_iter: Any, clustering:
     _check_device(device)
     if clustering not in CLUSTERINGS:
         raise ValueError(f"clustering: unknown clustering {clustering!r}; use one of {', '.join(CLUSTERINGS)}")
-    _check_positive_int(n_clusters, "n_clusters")
+    _validate.integer(n_clusters, "n_clusters", minimum=1)
     if n_clusters > corpus.count:
         raise ValueError(f"n_clusters: {n_clusters} exceeds the corpus's {corpus.count} rows; lower it")
-    _check_positive_int(n_iter, "n_iter", minimum=0)
+    _validate.integer(n_iter, "n_iter", minimum=0)
 
 
 def _pairing_stage(corpus: SourceCorpus, caption_chunk_rows: int, device: str,

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from clipadapt import _validate
 from clipadapt.kmeans import kmeans
-from clipadapt.mudg.augment import (Encoder, _check_classnames, _check_positive, _check_ranked, as_numpy,
+from clipadapt.mudg.augment import (Encoder, _check_classnames, _check_ranked, as_numpy,
                                     augmented_prompt, check_template, encode_normalized)
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ def rank_vote(ids: Any, query_class: Any, n_classes: int, *, seed: int = 0) -> V
     ids = as_numpy(ids, "ids")
     query_class = as_numpy(query_class, "query_class")
     _check_votes_input(ids, query_class, n_classes)
+    _validate.integer(seed, "seed", minimum=0)
     k = ids.shape[1]
     valid = ids >= 0
     if not valid.any():
@@ -137,7 +139,7 @@ def rank_vote(ids: Any, query_class: Any, n_classes: int, *, seed: int = 0) -> V
 
 
 def _check_votes_input(ids: np.ndarray, query_class: np.ndarray, n_classes: int) -> None:
-    _check_positive(n_classes, "n_classes")
+    _validate.integer(n_classes, "n_classes", minimum=1)
     if ids.ndim != 2 or 0 in ids.shape:
         raise ValueError(f"ids: expected a non-empty [Q, K] array, got shape {ids.shape}")
     if not np.issubdtype(ids.dtype, np.integer):
@@ -209,7 +211,8 @@ def select_per_class(features: Any, labels: Any, k_sel: int, *, seed: int = 0, n
     features = as_numpy(features, "features")
     labels = as_numpy(labels, "labels")
     _check_features_labels(features, labels)
-    _check_positive(k_sel, "k_sel")
+    _validate.integer(k_sel, "k_sel", minimum=1)
+    _validate.integer(seed, "seed", minimum=0)
     if labels.size and labels.min() < 0:
         raise ValueError(f"labels: must be class indices >= 0, got {labels.min()}")
     by_class = np.argsort(labels, kind="stable")
@@ -335,7 +338,7 @@ def retrieve(index: SearchIndex, corpus: Corpus, encode: Encoder, classnames: Se
     """
     classnames = _check_classnames(classnames)
     check_template(template)
-    _check_positive(n_descriptors, "n_descriptors")
+    _validate.integer(n_descriptors, "n_descriptors", minimum=1)
     descriptors = list(descriptors)
     if len(descriptors) < n_descriptors:
         raise ValueError(f"descriptors: {len(descriptors)} given, but n_descriptors={n_descriptors}; lower "
