@@ -1,5 +1,4 @@
 // The extension module: error translation, device queries and one register_* per primitive.
-#include <omp.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -7,6 +6,7 @@
 #include "core/device.h"
 #include "core/errors.h"
 #include "core/finite.h"
+#include "core/parallel.h"
 
 namespace py = pybind11;
 
@@ -18,10 +18,37 @@ void register_kmeans(py::module_& m);
 
 namespace {
 
+// The Python exception that stopped a long call (KeyboardInterrupt, or whatever a custom
+// SIGINT handler raised), kept from the poll until the call has unwound to the binding.
+py::object pending_interrupt_type, pending_interrupt_value, pending_interrupt_traceback;
+
+// Installed as the kernels' interrupt poll: runs Python's signal handlers.
+bool python_signal_pending() {
+  py::gil_scoped_acquire gil;
+  if (PyErr_CheckSignals() == 0) return false;
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  pending_interrupt_type = py::reinterpret_steal<py::object>(type);
+  pending_interrupt_value = py::reinterpret_steal<py::object>(value);
+  pending_interrupt_traceback = py::reinterpret_steal<py::object>(traceback);
+  return true;
+}
+
+void restore_pending_interrupt() {
+  if (!pending_interrupt_type) {
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    return;
+  }
+  PyErr_Restore(pending_interrupt_type.release().ptr(), pending_interrupt_value.release().ptr(),
+                pending_interrupt_traceback.release().ptr());
+}
+
 void register_error_translation() {
   py::register_exception_translator([](std::exception_ptr error) {
     try {
       if (error) std::rethrow_exception(error);
+    } catch (const clipadapt::Interrupted&) {
+      restore_pending_interrupt();
     } catch (const clipadapt::UnsupportedType& e) {
       PyErr_SetString(PyExc_TypeError, e.what());
     } catch (const clipadapt::InvalidArgument& e) {
@@ -71,11 +98,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("cuda_device_count", &clipadapt::cuda_device_count, "Usable CUDA devices (0 without a driver).");
   m.def("cuda_runtime_version", &clipadapt::cuda_runtime_version);
   m.def("cuda_devices", &cuda_devices_as_dicts, "Properties of each usable CUDA device.");
-  m.def("get_num_threads", [] { return omp_get_max_threads(); }, "OpenMP threads used by CPU kernels.");
-  m.def("set_num_threads", [](int threads) {
-    clipadapt::require(threads >= 1, "threads: must be >= 1");
-    omp_set_num_threads(threads);
-  }, py::arg("threads"), "Set the OpenMP threads used by CPU kernels.");
+  m.def("get_num_threads", &clipadapt::thread_count, "Threads used by the CPU kernels (process-wide).");
+  m.def("set_num_threads", &clipadapt::set_thread_count, py::arg("threads"),
+        "Set the threads used by the CPU kernels, for every calling thread (process-wide).");
+  clipadapt::set_interrupt_poll(&python_signal_pending);
   m.def("has_nonfinite", &has_nonfinite, py::arg("values"), py::arg("stream") = 0,
         "Whether a DLPack float array holds NaN or Inf.");
   clipadapt::bindings::register_knn(m);

@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "core/parallel.h"
 #include "core/finite.h"
 #include "core/half.h"
 
@@ -10,7 +11,7 @@ namespace {
 template <typename Bits>
 bool any_exponent_all_ones(const Bits* values, int64_t count, Bits exponent_mask) {
   bool found = false;
-#pragma omp parallel for reduction(|| : found) schedule(static)
+#pragma omp parallel for reduction(|| : found) schedule(static) num_threads(thread_count())
   for (int64_t i = 0; i < count; ++i) {
     found = found || ((values[i] & exponent_mask) == exponent_mask);
   }

@@ -14,6 +14,8 @@
 #include "kmeans/split_rules.h"
 #include "core/parallel.h"
 #include "knn/cpu_tiles.h"
+#include "knn/exact_score.h"
+#include "knn/rescore.h"
 #include "knn/topk_heap.h"
 
 namespace clipadapt::kmeans {
@@ -34,7 +36,7 @@ void widen_row(const Matrix& m, int64_t row, float* out) {
 }
 
 void normalize_rows(float* rows, int64_t count, int64_t d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (int64_t r = 0; r < count; ++r) {
     float* row = rows + r * d;
     double squared = 0.0;
@@ -78,7 +80,7 @@ int64_t sample_by_weight(const std::vector<double>& weights, std::mt19937_64& rn
   const int64_t n = static_cast<int64_t>(weights.size());
   const int64_t blocks = (n + kSumBlockRows - 1) / kSumBlockRows;
   std::vector<double> block_sums(blocks, 0.0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (int64_t b = 0; b < blocks; ++b) {
     double sum = 0.0;
     for (int64_t i = b * kSumBlockRows; i < std::min(n, (b + 1) * kSumBlockRows); ++i) sum += weights[i];
@@ -103,7 +105,7 @@ void distances_to(const Matrix& x, const std::vector<float>& squared_norms, int6
   const int64_t d = x.cols;
   std::vector<float> c(d);
   widen_row(x, center, c.data());
-#pragma omp parallel
+#pragma omp parallel num_threads(thread_count())
   {
     std::vector<float> row(d);
 #pragma omp for schedule(static)
@@ -151,16 +153,30 @@ struct IvfWorkspace {
   std::vector<float> queries;    // the block's queries as float32 [qn, d]
   std::vector<float> group;      // the queries probing one list, gathered [g, d]
   std::vector<float> rows;       // list rows widened to float32
-  std::vector<float> row_terms;  // their metric terms
+  std::vector<float> row_terms;  // their fast-pass metric terms
   std::vector<float> keys;       // [g, chunk rows]
   std::vector<ProbePair> pairs;
-  std::vector<knn::Candidate> heaps;  // [qn, k]
+  std::vector<knn::Candidate> heaps;        // [qn, width], index = storage position
+  std::vector<knn::RowNormBounds> scanned;  // [qn], over the rows each query scanned
+  std::vector<knn::Candidate> scratch;
+};
+
+// One fast pass over the probed lists of a set of queries, then their exact re-scoring.
+struct IvfPass {
+  const IvfSearchProblem& problem;
+  const Matrix& queries;        // the pending queries
+  const Matrix& probes;         // their probe rows
+  const int64_t* output_rows;   // row of scores / indices for each pending query
+  const std::vector<double>& query_norms;
+  const std::vector<float>& query_terms;
+  int64_t width;
+  std::vector<char>& retry;     // out: the band did not fit in the list
 };
 
 // The block's valid probes, sorted by list; a list probed twice by one query counts once.
-void collect_probes(const IvfSearchProblem& p, int64_t q0, int64_t qn, std::vector<ProbePair>& pairs) {
-  const int64_t lists = p.offsets.rows - 1, nprobe = p.probes.cols;
-  const auto* probes = p.probes.as<const int64_t>();
+void collect_probes(const IvfPass& f, int64_t q0, int64_t qn, std::vector<ProbePair>& pairs) {
+  const int64_t lists = f.problem.offsets.rows - 1, nprobe = f.probes.cols;
+  const auto* probes = f.probes.as<const int64_t>();
   pairs.clear();
   for (int64_t r = 0; r < qn; ++r) {
     for (int64_t j = 0; j < nprobe; ++j) {
@@ -172,23 +188,23 @@ void collect_probes(const IvfSearchProblem& p, int64_t q0, int64_t qn, std::vect
   pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
 }
 
-// Metric terms of `count` float32 rows, from double sums as knn::row_terms computes them.
-void chunk_terms(const float* rows, int64_t count, int64_t d, knn::Metric metric, std::vector<float>& terms) {
-  terms.assign(count, 1.0f);
-  if (metric == knn::Metric::InnerProduct) return;
+// Fast-pass terms of `count` float32 rows and the bounds of their norms (exact_score.h).
+void chunk_terms(const float* rows, int64_t count, int64_t d, knn::Metric metric, std::vector<float>& terms,
+                 knn::RowNormBounds& bounds) {
+  terms.resize(count);
   for (int64_t r = 0; r < count; ++r) {
-    double squared = 0.0;
-    for (int64_t j = 0; j < d; ++j) squared += double(rows[r * d + j]) * rows[r * d + j];
-    terms[r] = knn::row_term(squared, metric);
+    const float* row = rows + r * d;
+    const double squared = knn::canonical_dot(knn::Float32Elements{row}, knn::Float32Elements{row}, d);
+    terms[r] = knn::fast_term(squared, metric);
+    bounds.include(squared);
   }
 }
 
 // Scans one list for the block's queries pairs[first, last) (all probing that list).
-void scan_list(const IvfSearchProblem& p, const std::vector<float>& query_terms, int64_t q0, int64_t first,
-               int64_t last, IvfWorkspace& ws) {
-  const int64_t d = p.queries.cols, k = p.k, g = last - first, list = ws.pairs[first].list;
+void scan_list(const IvfPass& f, int64_t q0, int64_t first, int64_t last, IvfWorkspace& ws) {
+  const IvfSearchProblem& p = f.problem;
+  const int64_t d = p.queries.cols, width = f.width, g = last - first, list = ws.pairs[first].list;
   const auto* offsets = p.offsets.as<const int64_t>();
-  const auto* ids = p.ids.as<const int64_t>();
   ws.group.resize(g * d);
   for (int64_t i = 0; i < g; ++i) {
     std::copy_n(ws.queries.data() + ws.pairs[first + i].query * d, d, ws.group.data() + i * d);
@@ -196,36 +212,67 @@ void scan_list(const IvfSearchProblem& p, const std::vector<float>& query_terms,
   for (int64_t x0 = offsets[list]; x0 < offsets[list + 1]; x0 += kListChunkRows) {
     const int64_t xn = std::min(kListChunkRows, offsets[list + 1] - x0);
     const float* rows = knn::rows_for_blas(p.vectors, x0, xn, ws.rows);
-    chunk_terms(rows, xn, d, p.metric, ws.row_terms);
+    knn::RowNormBounds chunk_bounds;
+    chunk_terms(rows, xn, d, p.metric, ws.row_terms, chunk_bounds);
     ws.keys.resize(g * xn);
     knn::dot_tile(ws.group.data(), g, rows, xn, d, ws.keys.data());
     for (int64_t i = 0; i < g; ++i) {
       const int64_t r = ws.pairs[first + i].query;
       float* keys = ws.keys.data() + i * xn;
-      knn::dots_to_keys(keys, xn, query_terms[q0 + r], ws.row_terms.data(), p.metric);
-      knn::offer_row(keys, xn, 0, ids + x0, ws.heaps.data() + r * k, k);
+      knn::dots_to_keys(keys, xn, f.query_terms[q0 + r], ws.row_terms.data(), p.metric);
+      knn::offer_row(keys, xn, x0, nullptr, ws.heaps.data() + r * width, width);
+      ws.scanned[r].include(chunk_bounds);
     }
   }
 }
 
-void search_query_block(const IvfSearchProblem& p, const std::vector<float>& query_terms, int64_t q0, int64_t qn,
-                        IvfWorkspace& ws) {
-  const int64_t d = p.queries.cols, k = p.k;
-  ws.heaps.resize(qn * k);
-  knn::reset_heap(ws.heaps.data(), qn * k);
-  const float* queries = knn::rows_for_blas(p.queries, q0, qn, ws.queries);
+void rescore_block(const IvfPass& f, int64_t q0, int64_t qn, IvfWorkspace& ws) {
+  const IvfSearchProblem& p = f.problem;
+  for (int64_t r = 0; r < qn; ++r) {
+    knn::Candidate* list = ws.heaps.data() + r * f.width;
+    std::sort(list, list + f.width, knn::better);
+    const int64_t out = f.output_rows[q0 + r];
+    knn::RescoreTarget target{&f.queries, q0 + r,   f.query_norms[q0 + r], &p.vectors, nullptr, p.ids.as<const int64_t>(),
+                              p.metric,   p.k,      ws.scanned[r],         0.0,        f.width >= p.vectors.rows};
+    f.retry[q0 + r] = !knn::rescore_query(target, list, f.width, p.scores.as<float>() + out * p.k,
+                                          p.indices.as<int64_t>() + out * p.k, ws.scratch);
+  }
+}
+
+void search_query_block(const IvfPass& f, int64_t q0, int64_t qn, IvfWorkspace& ws) {
+  const int64_t d = f.queries.cols, width = f.width;
+  ws.heaps.resize(qn * width);
+  knn::reset_heap(ws.heaps.data(), qn * width);
+  ws.scanned.assign(qn, knn::RowNormBounds{});
+  const float* queries = knn::rows_for_blas(f.queries, q0, qn, ws.queries);
   if (queries != ws.queries.data()) ws.queries.assign(queries, queries + qn * d);
-  collect_probes(p, q0, qn, ws.pairs);
+  collect_probes(f, q0, qn, ws.pairs);
   for (int64_t first = 0; first < int64_t(ws.pairs.size());) {
     int64_t last = first + 1;
     while (last < int64_t(ws.pairs.size()) && ws.pairs[last].list == ws.pairs[first].list) ++last;
-    scan_list(p, query_terms, q0, first, last, ws);
+    scan_list(f, q0, first, last, ws);
     first = last;
   }
-  for (int64_t r = 0; r < qn; ++r) {
-    knn::write_sorted(ws.heaps.data() + r * k, k, p.metric, p.scores.as<float>() + (q0 + r) * k,
-                      p.indices.as<int64_t>() + (q0 + r) * k);
+  rescore_block(f, q0, qn, ws);
+}
+
+void run_ivf_pass(const IvfPass& f) {
+  const int threads = thread_count();
+  const int64_t block = query_block_rows(f.queries.rows, threads);
+  const int64_t blocks = (f.queries.rows + block - 1) / block;
+  ExceptionCollector errors;
+#pragma omp parallel num_threads(threads)
+  {
+    IvfWorkspace ws;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < blocks; ++b) {
+      errors.run([&] {
+        const int64_t q0 = b * block;
+        search_query_block(f, q0, std::min(block, f.queries.rows - q0), ws);
+      });
+    }
   }
+  errors.rethrow_first();
 }
 
 }  // namespace
@@ -255,7 +302,7 @@ int64_t update_centroids_cpu(const UpdateProblem& p) {
   const auto* order = p.order.as<const int64_t>();
   auto* centroids = p.centroids.as<float>();
   auto* counts = p.counts.as<int64_t>();
-#pragma omp parallel
+#pragma omp parallel num_threads(thread_count())
   {
     std::vector<float> row(d);
 #pragma omp for schedule(dynamic, 16)
@@ -282,7 +329,7 @@ void kmeans_plus_plus_cpu(const SeedingProblem& p) {
   validate(p);
   const int64_t n = p.x.rows, clusters = p.chosen.rows;
   std::vector<float> squared_norms(n);
-#pragma omp parallel
+#pragma omp parallel num_threads(thread_count())
   {
     std::vector<float> row(p.x.cols);
 #pragma omp for schedule(static)
@@ -299,9 +346,10 @@ void kmeans_plus_plus_cpu(const SeedingProblem& p) {
   std::vector<double> nearest(n), latest(n);
   distances_to(p.x, squared_norms, chosen[0], p.metric, nearest);
   for (int64_t c = 1; c < clusters; ++c) {
+    if (interrupt_requested()) throw Interrupted();
     chosen[c] = sample_by_weight(nearest, rng);
     distances_to(p.x, squared_norms, chosen[c], p.metric, latest);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
     for (int64_t i = 0; i < n; ++i) nearest[i] = std::min(nearest[i], latest[i]);
   }
 }
@@ -310,22 +358,28 @@ void ivf_search_cpu(const IvfSearchProblem& p) {
   validate(p);
   if (p.queries.rows == 0) return;
   knn::ensure_single_threaded_blas();
-  const std::vector<float> query_terms = knn::row_terms(p.queries, p.metric);
-  const int64_t block = query_block_rows(p.queries.rows, omp_get_max_threads());
-  const int64_t blocks = (p.queries.rows + block - 1) / block;
-  ExceptionCollector errors;
-#pragma omp parallel
-  {
-    IvfWorkspace ws;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t b = 0; b < blocks; ++b) {
-      errors.run([&] {
-        const int64_t q0 = b * block;
-        search_query_block(p, query_terms, q0, std::min(block, p.queries.rows - q0), ws);
-      });
+  const std::vector<double> all_norms = knn::canonical_squared_norms(p.queries);
+  std::vector<int64_t> pending(p.queries.rows);
+  for (int64_t i = 0; i < p.queries.rows; ++i) pending[i] = i;
+  Matrix queries = p.queries, probes = p.probes;
+  std::vector<unsigned char> query_storage, probe_storage;
+  // Lists may hold fewer than k rows in all: the list is at least k wide, empty slots stay empty.
+  const int64_t rows = std::max(p.vectors.rows, p.k);
+  for (int64_t width = knn::initial_width(p.k, rows);; width = knn::wider_width(width, rows)) {
+    std::vector<double> norms(pending.size());
+    for (size_t i = 0; i < pending.size(); ++i) norms[i] = all_norms[pending[i]];
+    const std::vector<float> terms = knn::fast_terms(norms, p.metric);
+    std::vector<char> retry(pending.size(), 0);
+    run_ivf_pass(IvfPass{p, queries, probes, pending.data(), norms, terms, width, retry});
+    std::vector<int64_t> again;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      if (retry[i]) again.push_back(pending[i]);
     }
+    if (again.empty()) break;
+    pending = std::move(again);
+    queries = knn::gather_rows(p.queries, pending, query_storage);
+    probes = knn::gather_rows(p.probes, pending, probe_storage);
   }
-  errors.rethrow_first();
 }
 
 }  // namespace clipadapt::kmeans

@@ -14,9 +14,6 @@ namespace clipadapt::knn {
 // Parallelism comes from OpenMP over work items; BLAS calls inside one must not spawn threads.
 void ensure_single_threaded_blas();
 
-// row_term (topk_rules.h) of every row of m: 1 for inner product, else from its squared norm.
-std::vector<float> row_terms(const Matrix& m, Metric metric);
-
 // Rows [first, first + count) of m as float32 for BLAS: float32 is read in place, 16-bit
 // inputs are widened into `buffer` (scipy-openblas32 exports no bf16 GEMM).
 const float* rows_for_blas(const Matrix& m, int64_t first, int64_t count, std::vector<float>& buffer);
@@ -24,7 +21,7 @@ const float* rows_for_blas(const Matrix& m, int64_t first, int64_t count, std::v
 // out[qn, xn] = Q[qn, d] X[xn, d]^T, single-threaded sgemm.
 void dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d, float* out);
 
-// Dot products of one query -> metric keys, in place.
+// Dot products of one query -> metric keys, in place (a NaN term marks a non-finite row).
 void dots_to_keys(float* row, int64_t count, float query_term, const float* database_terms, Metric metric);
 
 // Offers `count` keys to one query's heap of k; key j belongs to row ids[j], or to row

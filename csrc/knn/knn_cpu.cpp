@@ -1,6 +1,7 @@
-// CPU k-NN: blocked (query tile x database tile) dot products through OpenBLAS, each tile's
-// scores turned into metric keys and fed to per-query bounded heaps while the tile is still
-// in cache. OpenMP runs over (query tile, database slice) work items; when there are few
+// CPU k-NN: a fast pass of blocked (query tile x database tile) dot products through OpenBLAS,
+// each tile's scores turned into float32 keys and fed to per-query bounded heaps of a few
+// more than k while the tile is still in cache, then the exact re-scoring of the candidates
+// (rescore.h). OpenMP runs over (query tile, database slice) work items; when there are few
 // query tiles the database is sliced so both cores stay busy, and the slices are merged.
 #include <cblas.h>
 #include <omp.h>
@@ -14,7 +15,9 @@
 #include "core/parallel.h"
 #include "core/simd.h"
 #include "knn/cpu_tiles.h"
+#include "knn/exact_score.h"
 #include "knn/knn.h"
+#include "knn/rescore.h"
 #include "knn/topk_heap.h"
 #include "knn/topk_rules.h"
 
@@ -26,34 +29,11 @@ constexpr int64_t kDatabaseTile = 512;  // 512 x 512 keys = 1 MiB, stays in L2
 // Bound on one thread's heap storage, so a large k shrinks the query tile instead.
 constexpr int64_t kHeapBytesPerThread = int64_t(64) << 20;
 
-float element_as_float(const Matrix& m, int64_t offset) {
-  switch (m.dtype) {
-    case DType::Float16: return float16_to_float(m.as<const uint16_t>()[offset]);
-    case DType::BFloat16: return bfloat16_to_float(m.as<const uint16_t>()[offset]);
-    default: return m.as<const float>()[offset];
-  }
-}
-
 }  // namespace
 
 void ensure_single_threaded_blas() {
   // Set on every call: a process-wide threadpoolctl limit may have raised it since.
   scipy_openblas_set_num_threads(1);
-}
-
-std::vector<float> row_terms(const Matrix& m, Metric metric) {
-  std::vector<float> terms(m.rows, 1.0f);
-  if (metric == Metric::InnerProduct) return terms;
-#pragma omp parallel for schedule(static)
-  for (int64_t row = 0; row < m.rows; ++row) {
-    double squared = 0.0;
-    for (int64_t col = 0; col < m.cols; ++col) {
-      const double value = element_as_float(m, row * m.cols + col);
-      squared += value * value;
-    }
-    terms[row] = row_term(squared, metric);
-  }
-  return terms;
 }
 
 const float* rows_for_blas(const Matrix& m, int64_t first, int64_t count, std::vector<float>& buffer) {
@@ -77,7 +57,9 @@ void dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d,
 // loop vectorises.
 void dots_to_keys(float* row, int64_t count, float query_term, const float* database_terms, Metric metric) {
   switch (metric) {
-    case Metric::InnerProduct: return;
+    case Metric::InnerProduct:  // the term is 1, or NaN for a non-finite row
+      for (int64_t j = 0; j < count; ++j) row[j] *= database_terms[j];
+      return;
     case Metric::Cosine:
       for (int64_t j = 0; j < count; ++j) row[j] *= query_term * database_terms[j];
       return;
@@ -111,7 +93,19 @@ struct Workspace {
   std::vector<float> query_rows;     // 16-bit inputs widened to float32
   std::vector<float> database_rows;  // likewise
   std::vector<float> keys;           // [query tile, database tile]
-  std::vector<Candidate> heaps;      // [query tile, k]
+  std::vector<Candidate> heaps;      // [query tile, width]
+};
+
+// One fast pass: the best `width` database rows of each query row by the float32 key.
+struct FastPass {
+  const Matrix& queries;
+  const Matrix& database;
+  const int64_t* self_rows;  // database row to leave out for each query row, or null
+  Metric metric;
+  int64_t width;
+  const std::vector<float>& query_terms;
+  const std::vector<float>& database_terms;
+  Candidate* lists;          // out: [queries, width], best first
 };
 
 struct Plan {
@@ -121,70 +115,138 @@ struct Plan {
   int64_t slice_rows;   // rows per slice (a multiple of kDatabaseTile)
 };
 
-Plan make_plan(const KnnProblem& p, int threads) {
+Plan make_plan(const FastPass& f, int threads) {
   Plan plan;
-  const int64_t heap_bytes_per_query = p.k * int64_t(sizeof(Candidate));
+  const int64_t heap_bytes_per_query = f.width * int64_t(sizeof(Candidate));
   plan.query_tile = std::clamp<int64_t>(kHeapBytesPerThread / heap_bytes_per_query, 1, kQueryTile);
-  plan.query_tiles = (p.queries.rows + plan.query_tile - 1) / plan.query_tile;
-  const int64_t database_tiles = (p.database.rows + kDatabaseTile - 1) / kDatabaseTile;
+  plan.query_tiles = (f.queries.rows + plan.query_tile - 1) / plan.query_tile;
+  const int64_t database_tiles = (f.database.rows + kDatabaseTile - 1) / kDatabaseTile;
   plan.slices = 1;
   if (plan.query_tiles < 2 * threads) {
     plan.slices = std::min<int64_t>(database_tiles, (2 * threads + plan.query_tiles - 1) / plan.query_tiles);
   }
   plan.slice_rows = ((database_tiles + plan.slices - 1) / plan.slices) * kDatabaseTile;
-  plan.slices = (p.database.rows + plan.slice_rows - 1) / plan.slice_rows;
+  plan.slices = (f.database.rows + plan.slice_rows - 1) / plan.slice_rows;
   return plan;
 }
 
-struct Terms {
-  std::vector<float> queries;
-  std::vector<float> database;
-};
-
-// Scans database rows [begin, end) for query rows [q0, q0 + qn), leaving each query's best k
-// (unsorted heaps) in ws.heaps.
-void search_slice(const KnnProblem& p, const Terms& terms, int64_t q0, int64_t qn, int64_t begin,
-                  int64_t end, Workspace& ws) {
-  const int64_t d = p.queries.cols, k = p.k;
-  ws.heaps.resize(qn * k);
-  reset_heap(ws.heaps.data(), qn * k);
+// Scans database rows [begin, end) for query rows [q0, q0 + qn), leaving each query's best
+// `width` (unsorted heaps) in ws.heaps.
+void search_slice(const FastPass& f, int64_t q0, int64_t qn, int64_t begin, int64_t end, Workspace& ws) {
+  const int64_t d = f.queries.cols, width = f.width;
+  ws.heaps.resize(qn * width);
+  reset_heap(ws.heaps.data(), qn * width);
   ws.keys.resize(qn * kDatabaseTile);
-  const float* q = rows_for_blas(p.queries, q0, qn, ws.query_rows);
+  const float* q = rows_for_blas(f.queries, q0, qn, ws.query_rows);
   for (int64_t x0 = begin; x0 < end; x0 += kDatabaseTile) {
+    if (interrupt_requested()) throw Interrupted();  // the caller's thread answers Ctrl-C within a tile
     const int64_t xn = std::min(kDatabaseTile, end - x0);
-    const float* x = rows_for_blas(p.database, x0, xn, ws.database_rows);
+    const float* x = rows_for_blas(f.database, x0, xn, ws.database_rows);
     dot_tile(q, qn, x, xn, d, ws.keys.data());
     for (int64_t r = 0; r < qn; ++r) {
       float* row = ws.keys.data() + r * xn;
       const int64_t query = q0 + r;
-      dots_to_keys(row, xn, terms.queries[query], terms.database.data() + x0, p.metric);
-      if (p.exclude_self && query >= x0 && query < x0 + xn) row[query - x0] = NAN;  // never selected
-      offer_row(row, xn, x0, nullptr, ws.heaps.data() + r * k, k);
+      dots_to_keys(row, xn, f.query_terms[query], f.database_terms.data() + x0, f.metric);
+      if (f.self_rows) {
+        const int64_t self = f.self_rows[query];
+        if (self >= x0 && self < x0 + xn) row[self - x0] = NAN;  // never selected
+      }
+      offer_row(row, xn, x0, nullptr, ws.heaps.data() + r * width, width);
     }
   }
 }
 
-void write_rows(const KnnProblem& p, int64_t query, Candidate* best) {
-  write_sorted(best, p.k, p.metric, p.scores.as<float>() + query * p.k, p.indices.as<int64_t>() + query * p.k);
+void write_list(const FastPass& f, int64_t query, Candidate* heap) {
+  std::sort(heap, heap + f.width, better);
+  std::copy(heap, heap + f.width, f.lists + query * f.width);
 }
 
 // One work item: a query tile against one database slice.
-void search_item(const KnnProblem& p, const Terms& terms, const Plan& plan, int64_t item,
-                 std::vector<Candidate>& parked, Workspace& ws) {
-  const int64_t tile = item / plan.slices, slice = item % plan.slices, k = p.k;
+void search_item(const FastPass& f, const Plan& plan, int64_t item, std::vector<Candidate>& parked, Workspace& ws) {
+  const int64_t tile = item / plan.slices, slice = item % plan.slices, width = f.width;
   const int64_t q0 = tile * plan.query_tile;
-  const int64_t qn = std::min(plan.query_tile, p.queries.rows - q0);
+  const int64_t qn = std::min(plan.query_tile, f.queries.rows - q0);
   const int64_t begin = slice * plan.slice_rows;
-  const int64_t end = std::min(begin + plan.slice_rows, p.database.rows);
-  search_slice(p, terms, q0, qn, begin, end, ws);
+  const int64_t end = std::min(begin + plan.slice_rows, f.database.rows);
+  search_slice(f, q0, qn, begin, end, ws);
   for (int64_t r = 0; r < qn; ++r) {
-    Candidate* heap = ws.heaps.data() + r * k;
+    Candidate* heap = ws.heaps.data() + r * width;
     if (plan.slices == 1) {
-      write_rows(p, q0 + r, heap);
+      write_list(f, q0 + r, heap);
     } else {
-      std::copy(heap, heap + k, parked.data() + ((q0 + r) * plan.slices + slice) * k);
+      std::copy(heap, heap + width, parked.data() + ((q0 + r) * plan.slices + slice) * width);
     }
   }
+}
+
+void run_fast_pass(const FastPass& f) {
+  const int threads = thread_count();
+  const Plan plan = make_plan(f, threads);
+  const int64_t width = f.width;
+  // With several slices per query, each slice's heap is parked here and merged afterwards.
+  std::vector<Candidate> parked(plan.slices > 1 ? f.queries.rows * plan.slices * width : 0);
+  ExceptionCollector errors;
+#pragma omp parallel num_threads(threads)
+  {
+    Workspace ws;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t item = 0; item < plan.query_tiles * plan.slices; ++item) {
+      errors.run([&] { search_item(f, plan, item, parked, ws); });
+    }
+    if (plan.slices > 1) {
+#pragma omp for schedule(static)
+      for (int64_t query = 0; query < f.queries.rows; ++query) {
+        Candidate* all = parked.data() + query * plan.slices * width;
+        std::partial_sort(all, all + width, all + plan.slices * width, better);
+        write_list(f, query, all);
+      }
+    }
+  }
+  errors.rethrow_first();
+}
+
+// The queries still to search, as a matrix: all of them, or a gathered subset.
+struct PendingQueries {
+  std::vector<int64_t> rows;  // query rows of the problem
+  std::vector<unsigned char> storage;
+  Matrix matrix;
+};
+
+// Fast pass of the pending queries at `width`, then the exact re-scoring of each; returns
+// the queries whose band did not fit in the list.
+std::vector<int64_t> search_pending(const KnnProblem& p, PendingQueries& pending, int64_t width,
+                                    const std::vector<double>& query_norms, const std::vector<double>& database_norms,
+                                    const std::vector<float>& database_terms, const RowNormBounds& bounds) {
+  const int64_t m = static_cast<int64_t>(pending.rows.size()), k = p.k;
+  std::vector<double> pending_norms(m);
+  for (int64_t i = 0; i < m; ++i) pending_norms[i] = query_norms[pending.rows[i]];
+  const std::vector<float> query_terms = fast_terms(pending_norms, p.metric);
+  std::vector<Candidate> lists(m * width);
+  run_fast_pass(FastPass{pending.matrix, p.database, p.exclude_self ? pending.rows.data() : nullptr, p.metric,
+                         width, query_terms, database_terms, lists.data()});
+  const int64_t available = p.database.rows - (p.exclude_self ? 1 : 0);
+  std::vector<char> retry(m, 0);
+  ExceptionCollector errors;
+#pragma omp parallel num_threads(thread_count())
+  {
+    std::vector<Candidate> scratch;
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t i = 0; i < m; ++i) {
+      errors.run([&] {
+        const int64_t query = pending.rows[i];
+        RescoreTarget target{&pending.matrix, i,     pending_norms[i], &p.database, database_norms.data(), nullptr,
+                             p.metric,        k,     bounds,           0.0,         width >= available};
+        retry[i] = !rescore_query(target, lists.data() + i * width, width, p.scores.as<float>() + query * k,
+                                  p.indices.as<int64_t>() + query * k, scratch);
+      });
+    }
+  }
+  errors.rethrow_first();
+  std::vector<int64_t> again;
+  for (int64_t i = 0; i < m; ++i) {
+    if (retry[i]) again.push_back(pending.rows[i]);
+  }
+  return again;
 }
 
 }  // namespace
@@ -193,35 +255,25 @@ void knn_cpu(const KnnProblem& p) {
   validate(p);
   if (p.queries.rows == 0) return;
   ensure_single_threaded_blas();
-  const int threads = omp_get_max_threads();
-  const Plan plan = make_plan(p, threads);
-  Terms terms;
-  terms.database = row_terms(p.database, p.metric);
-  terms.queries = (p.queries.data == p.database.data && p.queries.rows == p.database.rows)
-                      ? terms.database
-                      : row_terms(p.queries, p.metric);
-  const int64_t k = p.k;
-  // With several slices per query, each slice's heap is parked here and merged afterwards.
-  std::vector<Candidate> parked(plan.slices > 1 ? p.queries.rows * plan.slices * k : 0);
+  const bool same_rows = p.queries.data == p.database.data && p.queries.rows == p.database.rows;
+  const std::vector<double> database_norms = canonical_squared_norms(p.database);
+  const std::vector<double> query_norms = same_rows ? database_norms : canonical_squared_norms(p.queries);
+  const std::vector<float> database_terms = fast_terms(database_norms, p.metric);
+  RowNormBounds bounds;
+  for (double squared : database_norms) bounds.include(squared);
 
-  ExceptionCollector errors;
-#pragma omp parallel
-  {
-    Workspace ws;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t item = 0; item < plan.query_tiles * plan.slices; ++item) {
-      errors.run([&] { search_item(p, terms, plan, item, parked, ws); });
-    }
-    if (plan.slices > 1) {
-#pragma omp for schedule(static)
-      for (int64_t query = 0; query < p.queries.rows; ++query) {
-        Candidate* all = parked.data() + query * plan.slices * k;
-        std::partial_sort(all, all + k, all + plan.slices * k, better);
-        write_rows(p, query, all);
-      }
-    }
+  PendingQueries pending;
+  pending.rows.resize(p.queries.rows);
+  for (int64_t i = 0; i < p.queries.rows; ++i) pending.rows[i] = i;
+  pending.matrix = p.queries;
+  const int64_t available = p.database.rows - (p.exclude_self ? 1 : 0);
+  for (int64_t width = initial_width(p.k, available);; width = wider_width(width, available)) {
+    std::vector<int64_t> again =
+        search_pending(p, pending, width, query_norms, database_norms, database_terms, bounds);
+    if (again.empty()) break;
+    pending.rows = std::move(again);
+    pending.matrix = gather_rows(p.queries, pending.rows, pending.storage);
   }
-  errors.rethrow_first();
 }
 
 }  // namespace clipadapt::knn

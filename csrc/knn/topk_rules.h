@@ -35,16 +35,18 @@ CLIPADAPT_HD float key_from_dot(float dot, float query_term, float database_term
     case Metric::Cosine: return dot * query_term * database_term;
     case Metric::L2: {
       const float distance = query_term + database_term - 2.0f * dot;
-      return distance > 0.0f ? -distance : -0.0f;
+      if (distance != distance) return distance;  // NaN (a non-finite row) is never selected
+      return distance > 0.0f ? -distance : 0.0f;
     }
     case Metric::InnerProduct: break;
   }
   return dot;
 }
 
-// The reported score of a key (undoes the L2 negation; empty slots report -inf / +inf).
+// The reported score of a key (undoes the L2 negation, a zero distance as +0; empty slots
+// report -inf / +inf).
 CLIPADAPT_HD float score_from_key(float key, Metric metric) {
-  return metric == Metric::L2 ? -key : key;
+  return metric == Metric::L2 ? 0.0f - key : key;
 }
 
 CLIPADAPT_HD int64_t reported_index(int64_t index) { return index == kEmptyIndex ? -1 : index; }

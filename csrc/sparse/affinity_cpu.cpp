@@ -21,7 +21,7 @@ struct Entry {
 
 void check_neighbor_range(const int64_t* neighbors, int64_t count, int64_t n) {
   bool bad = false;
-#pragma omp parallel for reduction(|| : bad) schedule(static)
+#pragma omp parallel for reduction(|| : bad) schedule(static) num_threads(thread_count())
   for (int64_t e = 0; e < count; ++e) bad = bad || neighbors[e] < 0 || neighbors[e] >= n;
   require(!bad, "graph.indices: entries must lie in [0, n); a graph built with check_finite=False from NaN "
                 "features holds -1: rebuild it from finite features");
@@ -80,13 +80,13 @@ void write_csr(const AffinityProblem& p, const std::vector<Entry>& merged, const
   auto* degrees = p.degrees.as<double>();
   indptr[0] = 0;
   for (int64_t i = 0; i < n; ++i) indptr[i + 1] = indptr[i] + row_length[i];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (int64_t i = 0; i < n; ++i) {
     double degree = 0.0;
     for (int64_t j = 0; j < row_length[i]; ++j) degree += merged[row_start[i] + j].weight;
     degrees[i] = degree;
   }
-#pragma omp parallel for schedule(dynamic, 256)
+#pragma omp parallel for schedule(dynamic, 256) num_threads(thread_count())
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < row_length[i]; ++j) {
       const Entry& entry = merged[row_start[i] + j];
@@ -107,7 +107,7 @@ int64_t affinity_cpu(const AffinityProblem& p) {
   const auto* similarities = p.similarities.as<const float>();
   check_neighbor_range(neighbors, n * k, n);
   std::vector<double> weights(n * k);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (int64_t e = 0; e < n * k; ++e) weights[e] = edge_weight(similarities[e], p.kernel, p.gamma);
   const Transpose t = transpose(neighbors, weights, n, k);
 
@@ -116,7 +116,7 @@ int64_t affinity_cpu(const AffinityProblem& p) {
   std::vector<int64_t> row_start(n), row_length(n);
   const double scale = symmetrize_scale(p.symmetrize);
   ExceptionCollector errors;
-#pragma omp parallel
+#pragma omp parallel num_threads(thread_count())
   {
     std::vector<Entry> scratch;
 #pragma omp for schedule(dynamic, 256)

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/parallel.h"
 #include "sparse/sparse.h"
 
 namespace clipadapt::sparse {
@@ -40,6 +41,7 @@ void block_conjugate_gradient(const ConjugateGradientProblem& p, Ops& ops) {
   }
   ops.copy(r, direction);
   for (int64_t iteration = 0; iteration < p.max_iter; ++iteration) {
+    if (interrupt_requested()) throw Interrupted();
     bool any_active = false;
     for (size_t c = 0; c < columns; ++c) any_active = any_active || active[c];
     if (!any_active) break;

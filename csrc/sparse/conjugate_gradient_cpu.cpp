@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/parallel.h"
 #include "sparse/block_cg.h"
 #include "sparse/spmm_row.h"
 #include "sparse/sparse.h"
@@ -78,7 +79,7 @@ class CpuOps {
 
   void redirect(Dense<T>& p, const Dense<T>& r, const std::vector<double>& betas) {
     const std::vector<T> beta(betas.begin(), betas.end());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
     for (int64_t i = 0; i < rows_; ++i) {
       for (int64_t c = 0; c < columns_; ++c) {
         p.data[i * columns_ + c] = r.data[i * columns_ + c] + beta[c] * p.data[i * columns_ + c];
@@ -101,7 +102,7 @@ class CpuOps {
   template <typename RowWork>
   void for_each_block(std::vector<double>& out, RowWork&& row_work) {
     std::fill(partial_.begin(), partial_.end(), 0.0);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count())
     for (int64_t block = 0; block < blocks_; ++block) {
       const int64_t stop = std::min(rows_, (block + 1) * kDotBlockRows);
       for (int64_t i = block * kDotBlockRows; i < stop; ++i) row_work(i, partial_.data() + block * columns_);
@@ -176,7 +177,7 @@ class PermutedSystem {
 
   void scatter_solution() const {
     T* x = p_.x.as<T>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
     for (int64_t r = 0; r < static_cast<int64_t>(order_.size()); ++r)
       std::copy_n(x_.data() + r * columns_, columns_, x + order_[r] * columns_);
   }
@@ -191,7 +192,7 @@ class PermutedSystem {
     for (int64_t r = 0; r < n; ++r) indptr_[r + 1] = indptr_[r] + indptr[order_[r] + 1] - indptr[order_[r]];
     indices_.resize(indptr_[n]);
     values_.resize(indptr_[n]);
-#pragma omp parallel
+#pragma omp parallel num_threads(thread_count())
     {
       std::vector<std::pair<int64_t, T>> row;
 #pragma omp for schedule(dynamic, 256)
@@ -209,7 +210,7 @@ class PermutedSystem {
 
   void permute_rows(const T* source, std::vector<T>& target) const {
     target.resize(order_.size() * columns_);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
     for (int64_t r = 0; r < static_cast<int64_t>(order_.size()); ++r)
       std::copy_n(source + order_[r] * columns_, columns_, target.data() + r * columns_);
   }

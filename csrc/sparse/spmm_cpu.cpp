@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/parallel.h"
 #include "core/simd.h"
 #include "sparse/spmm_row.h"
 #include "sparse/sparse.h"
@@ -55,7 +56,7 @@ void spmm_rows(const SpmmProblem& p) {
   const T* y = p.y.data ? p.y.as<const T>() : nullptr;
   auto* out = p.out.as<T>();
   const T scale_ax = static_cast<T>(p.scale_ax), scale_y = static_cast<T>(p.scale_y);
-#pragma omp parallel
+#pragma omp parallel num_threads(thread_count())
   {
     std::vector<T> sum(columns);
 #pragma omp for schedule(dynamic, 64)
