@@ -38,6 +38,90 @@ def test_weights_file_round_trip(tiny_model, tmp_path, suffix):
         torch.testing.assert_close(tensor, state[name], msg=name)
 
 
+def activations(model):
+    """The set of activation module types in the towers' MLPs."""
+    from open_clip.transformer import QuickGELU
+
+    return {type(m).__name__ for m in model.modules() if isinstance(m, (torch.nn.GELU, QuickGELU))}
+
+
+class OpenAIArchive(torch.nn.Module):
+    """A CLIP holding the extra entries of OpenAI's checkpoints, as its TorchScript archives do."""
+
+    def __init__(self, clip):
+        super().__init__()
+        for name, child in clip.named_children():
+            self.add_module(name, child)
+        for name, parameter in clip.named_parameters(recurse=False):
+            self.register_parameter(name, parameter)
+        for key, value in (("input_resolution", 32), ("context_length", 77), ("vocab_size", 49408)):
+            self.register_buffer(key, torch.tensor(value))
+
+    def forward(self, x):
+        return x * self.logit_scale
+
+
+@pytest.fixture(scope="module")
+def openai_clip():
+    """The tiny model built as OpenAI's CLIP is, with QuickGELU."""
+    register_model_config("clipadapt-test-tiny", TINY)
+    torch.manual_seed(1)
+    return load_clip("clipadapt-test-tiny", quick_gelu=True)
+
+
+def test_default_activation_is_the_configs(tiny_model):
+    assert tiny_model.activation == "gelu" and activations(tiny_model.model) == {"GELU"}
+    assert tiny_model.identity() == {"architecture": "clipadapt-test-tiny", "weights": "random", "activation": "gelu"}
+
+
+@pytest.mark.parametrize("layout", ["state_dict", "torchscript"])
+def test_openai_checkpoint_comes_back_with_quick_gelu(openai_clip, tmp_path, layout):
+    assert activations(openai_clip.model) == {"QuickGELU"}
+    archive = OpenAIArchive(openai_clip.model)
+    path = tmp_path / "ViT-tiny.pt"
+    if layout == "torchscript":
+        torch.jit.trace(archive, torch.ones(1)).save(str(path))
+    else:
+        torch.save(archive.state_dict(), path)
+    loaded = load_clip("clipadapt-test-tiny", weights=path)
+    assert loaded.activation == "quickgelu" and activations(loaded.model) == {"QuickGELU"}
+    tokens = openai_clip.tokenizer(["a photo of a cat."])
+    images = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model.encode_text(tokens), openai_clip.model.encode_text(tokens))
+        torch.testing.assert_close(loaded.model.encode_image(images), openai_clip.model.encode_image(images))
+    forced = load_clip("clipadapt-test-tiny", weights=path, quick_gelu=False)
+    assert forced.activation == "gelu" and activations(forced.model) == {"GELU"}
+
+
+def test_file_from_an_openai_hub_folder_gets_quick_gelu(openai_clip, tmp_path):
+    folder = tmp_path / "models--timm--vit_tiny_clip.openai" / "snapshots" / "0"
+    folder.mkdir(parents=True)
+    torch.save(openai_clip.model.state_dict(), folder / "open_clip_pytorch_model.bin")
+    assert load_clip("clipadapt-test-tiny", weights=folder / "open_clip_pytorch_model.bin").activation == "quickgelu"
+    torch.save(openai_clip.model.state_dict(), tmp_path / "elsewhere.bin")
+    assert load_clip("clipadapt-test-tiny", weights=tmp_path / "elsewhere.bin").activation == "gelu"
+    assert load_clip("clipadapt-test-tiny", weights=tmp_path / "elsewhere.bin", quick_gelu=True).activation == \
+        "quickgelu"
+
+
+@pytest.mark.parametrize("tag, quick_gelu", [("openai", True), ("laion2b_s34b_b79k", False)])
+def test_pretrained_tag_sets_the_activation_it_was_trained_with(tiny_model, monkeypatch, tag, quick_gelu):
+    import open_clip
+
+    built = {}
+
+    def create(architecture, **options):  # no download: record what would be built
+        built.update(options)
+        return tiny_model.model, None, tiny_model.preprocess
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", create)
+    loaded = load_clip("ViT-B-32", pretrained=tag)
+    assert built["quick_gelu"] is quick_gelu and built["force_quick_gelu"] is quick_gelu
+    assert loaded.activation == ("quickgelu" if quick_gelu else "gelu")
+    assert load_clip("ViT-B-32", pretrained=tag, quick_gelu=not quick_gelu).activation != loaded.activation
+
+
 def test_tiny_model_encodes(tiny_model):
     images = torch.randn(2, 3, 32, 32)
     tokens = tiny_model.tokenizer(["a photo of a cat.", "a photo of a dog."])
@@ -97,6 +181,15 @@ def test_image_folder_features_are_cached(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(tiny_model.model, "encode_image", lambda images: pytest.fail("cache not used"))
     again, _ = image_features(tiny_model, dataset, dataset_id="folder", cache_dir=tmp_path / "cache", progress=False)
     torch.testing.assert_close(again, features)
+
+
+def test_feature_cache_key_names_the_activation(tiny_model, tmp_path):
+    from dataclasses import replace
+
+    from clipadapt.clip.data import cache_path
+
+    quick = replace(tiny_model, activation="quickgelu")
+    assert cache_path(tmp_path, quick, "folder", 6) != cache_path(tmp_path, tiny_model, "folder", 6)
 
 
 def test_unknown_or_missing_dataset(tmp_path):

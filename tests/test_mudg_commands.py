@@ -33,12 +33,27 @@ def model_options(tmp_path_factory):
     return ["--model", ARCHITECTURE, "--model-config", str(root / "model.json"), "--weights", str(root / "model.pt")]
 
 
-def synthetic_corpus(path, count, seed, weights):
+def synthetic_corpus(path, count, seed, weights, **identity):
     rng = np.random.default_rng(seed)
     images, captions = rng.normal(size=(count, TINY["embed_dim"])), rng.normal(size=(count, TINY["embed_dim"]))
     return write_corpus(path, images, captions, [f"{i}.png" for i in range(count)],
                         [f"caption {i}" for i in range(count)],
-                        model={"architecture": ARCHITECTURE, "weights": weights}, image_root=".")
+                        model={"architecture": ARCHITECTURE, "weights": weights, **identity}, image_root=".")
+
+
+def test_retrieve_refuses_a_model_built_with_another_activation(model_options, tmp_path):
+    corpus = synthetic_corpus(tmp_path / "corpus", 40, 0, model_options[-1], activation="quickgelu")
+    build_index(corpus, tmp_path / "index", n_clusters=4, progress=False)
+    (tmp_path / "classnames.txt").write_text("red\nblue\n")
+    save_ranking(tmp_path / "ranking.txt", DESCRIPTORS)
+    retrieve = ["mudg", "retrieve", "--corpus", str(corpus.path), "--index", str(tmp_path / "index"),
+                "--classnames", str(tmp_path / "classnames.txt"), "--ranking", str(tmp_path / "ranking.txt"),
+                "--n-descriptors", "2", "--k", "8", "--nprobe", "2", "--k-sel", "4", "--threshold", "-1",
+                "--out", str(tmp_path / "sel"), *model_options]
+    with pytest.raises(SystemExit, match="--quick-gelu: the corpus was embedded with quickgelu, the model is built "
+                       "with gelu; pass --quick-gelu"):
+        main(retrieve)
+    assert main([*retrieve, "--quick-gelu"]) == 0
 
 
 def test_retrieve_refuses_an_index_of_another_corpus(model_options, tmp_path):

@@ -189,7 +189,7 @@ def test_build_corpus_from_a_folder(tiny_clip, tmp_path, captions_csv):
     assert folder_pairs(root) == pairs
     corpus = build_corpus(root, tiny_clip, tmp_path / "corpus", batch_size=2, shard_rows=3, progress=False)
     assert (corpus.count, corpus.dim) == (7, 32)
-    assert corpus.model == {"architecture": "clipadapt-mudg-corpus-tiny", "weights": "random"}
+    assert corpus.model == {"architecture": "clipadapt-mudg-corpus-tiny", "weights": "random", "activation": "gelu"}
     assert corpus.shard_starts.tolist() == [0, 3, 6, 7]
     images, captions = _reference_embeddings(tiny_clip, root, pairs)
     np.testing.assert_allclose(corpus.image_embeddings().astype(np.float32), images, atol=1e-3)

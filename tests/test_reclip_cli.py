@@ -35,7 +35,7 @@ def test_reclip_command_on_weights_file_and_image_folder(tmp_path, capsys):
     assert "best_epoch_accuracy" in summary and "result.json" in summary
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["classes"] == 3 and len(result["history"]) == 2
-    assert result["weights"] == str(tmp_path / "tiny.pt")
+    assert (result["weights"], result["activation"]) == (str(tmp_path / "tiny.pt"), "gelu")
     assert (tmp_path / "run" / "curves.png").is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
     assert len(list((tmp_path / "cache").glob("features-*.npz"))) == 1
     assert main(argv + ["--resume"]) == 0  # everything done already: resumes past the last epoch

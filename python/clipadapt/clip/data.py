@@ -1,5 +1,5 @@
 """Target datasets (torchvision by name, or any image folder) and CLIP image features with an
-on-disk cache keyed by model, weights and dataset."""
+on-disk cache keyed by model (architecture, weights, activation) and dataset."""
 from __future__ import annotations
 
 import hashlib
@@ -76,8 +76,8 @@ def weights_fingerprint(model: ClipModel) -> str:
 
 
 def cache_path(cache_dir: str | os.PathLike, model: ClipModel, dataset_id: str, size: int) -> Path:
-    key = json.dumps({"architecture": model.architecture, "weights": weights_fingerprint(model),
-                      "dataset": dataset_id, "size": size, "preprocess": repr(model.preprocess)}, sort_keys=True)
+    key = json.dumps({**model.identity(), "weights": weights_fingerprint(model), "dataset": dataset_id, "size": size,
+                      "preprocess": repr(model.preprocess)}, sort_keys=True)
     return Path(cache_dir) / f"features-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
 
 
@@ -87,8 +87,8 @@ def image_features(model: ClipModel, dataset: Any, *, dataset_id: str, batch_siz
                    progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised image features float32 [N, D] and labels int64 [N] of a dataset, in order.
 
-    With ``cache_dir`` they are stored under a key of model, weights, dataset id, size and
-    preprocessing, and read back instead of recomputed.
+    With ``cache_dir`` they are stored under a key of the model's identity (architecture,
+    weights, activation), dataset id, size and preprocessing, and read back instead of recomputed.
     """
     cached = cache_path(cache_dir, model, dataset_id, len(dataset)) if cache_dir is not None else None
     if cached is not None and cached.is_file():

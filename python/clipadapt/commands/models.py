@@ -8,12 +8,20 @@ from typing import Any
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--model``, ``--pretrained`` | ``--weights`` (one is required) and ``--model-config``."""
+    """Add ``--model``, ``--pretrained`` | ``--weights`` (one is required), ``--model-config`` and
+    ``--quick-gelu`` | ``--no-quick-gelu``."""
     parser.add_argument("--model", required=True, help="open_clip architecture, e.g. ViT-L-14")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--pretrained", help="open_clip pretrained tag, e.g. openai (downloaded or cached)")
-    source.add_argument("--weights", help="local .bin / .safetensors / .pt weights file")
+    source.add_argument("--weights", help="local .bin / .safetensors / .pt weights file (open_clip's, or OpenAI's "
+                        "own .pt)")
     parser.add_argument("--model-config", help="JSON file of a custom open_clip architecture named --model")
+    parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
+                        help="build the towers with QuickGELU, the activation OpenAI's CLIP was trained with (or "
+                        "GELU with --no-quick-gelu). Default: as the weights were trained: the tag's setting "
+                        "(openai: QuickGELU); for --weights, QuickGELU for OpenAI's own checkpoint files and files "
+                        "under a hub folder named *.openai, else --model's config. Give --quick-gelu for OpenAI "
+                        "weights in open_clip's layout stored elsewhere")
 
 
 def load_model_from_arguments(args: argparse.Namespace, *, device: str = "cpu") -> Any:
@@ -22,4 +30,5 @@ def load_model_from_arguments(args: argparse.Namespace, *, device: str = "cpu") 
 
     if args.model_config:
         register_model_config(args.model, json.loads(Path(args.model_config).read_text()))
-    return load_clip(args.model, pretrained=args.pretrained, weights=args.weights, device=device)
+    return load_clip(args.model, pretrained=args.pretrained, weights=args.weights, device=device,
+                     quick_gelu=args.quick_gelu)

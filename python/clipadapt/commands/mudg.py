@@ -243,10 +243,20 @@ def _classnames(args: argparse.Namespace) -> list[str]:
 
 
 def _check_corpus_model(corpus: Any, clip: Any) -> None:
-    """Queries must live in the corpus's embedding space: the same architecture encoded it."""
+    """Queries must live in the corpus's embedding space: the same architecture, with the same
+    activation, encoded it."""
     if corpus.model.get("architecture") != clip.architecture:
         raise SystemExit(f"--model: the corpus was embedded with {corpus.model.get('architecture')} "
                          f"({corpus.model.get('weights')}); retrieve with that model, not {clip.architecture}")
+    embedded_with = corpus.model.get("activation")
+    if embedded_with is None:
+        logging.getLogger(__name__).warning(
+            "--corpus: does not record the activation it was embedded with; the queries use %s (add \"activation\" "
+            "to the model of its corpus.json to have it checked)", clip.activation)
+    elif embedded_with != clip.activation:
+        option = "--quick-gelu" if embedded_with == "quickgelu" else "--no-quick-gelu"
+        raise SystemExit(f"--quick-gelu: the corpus was embedded with {embedded_with}, the model is built with "
+                         f"{clip.activation}; pass {option}")
 
 
 def _check_index_corpus(index: Any, corpus: Any) -> None:

@@ -467,7 +467,7 @@ class MUDG:
         by_iteration = {e["iteration"]: {"plain": e["plain"], "descriptors": e["descriptors"]}
                         for e in self.evaluations}
         return {
-            "method": "MUDG", "architecture": self.clip.architecture, "weights": self.clip.weights,
+            "method": "MUDG", **self.clip.identity(),
             "classes": len(self.classnames), "template": self.template, "descriptors": self.descriptors,
             "config": asdict(self.config), "trainable_parameters": self.trainable_count,
             "zero_shot_accuracy": by_iteration.get(0), "final_accuracy": by_iteration.get(self.config.iterations),

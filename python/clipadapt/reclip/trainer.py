@@ -260,7 +260,7 @@ class ReCLIP:
     def _result(self, epochs: int, final: dict[str, float]) -> dict[str, Any]:
         best = max(self.history, key=lambda r: r.accuracy_combined, default=None)
         return {
-            "method": "ReCLIP", "architecture": self.clip.architecture, "weights": self.clip.weights,
+            "method": "ReCLIP", **self.clip.identity(),
             "classes": len(self.classnames), "epochs": epochs, "config": asdict(self.config), "cut_dim": self.cut_dim,
             "zero_shot_accuracy": self.history[0].accuracy_combined if self.history else None,
             "best_epoch_accuracy": best.accuracy_combined if best else None,  # released: selected with test labels
