@@ -4,10 +4,10 @@ from collections import Counter
 
 import pytest
 
-from clipadapt.clip.prompts import ALIASES, DATASETS, DatasetPrompts, from_folder, get_prompts
+from clipadapt.clip.prompts import (ALIASES, CLIP_VARIANTS, DATASETS, DatasetPrompts, from_folder, get_prompts,
+                                    imagenet_wnids, match_folder, prompts_for_folder)
 
-# (classes, templates) per ReCLIP dataset key. The template counts are those of ReCLIP's prompt file, except ImageNet:
-# CLIP's 80-template ensemble instead of ReCLIP's 81.
+# (classes, templates) per ReCLIP dataset key: the counts of ReCLIP's prompt file (the CLIP variant has ImageNet's 80).
 EXPECTED_SIZES = {
     "aid": (30, 18),
     "birdsnap": (500, 1),
@@ -22,7 +22,7 @@ EXPECTED_SIZES = {
     "flowers102": (102, 1),
     "food101": (101, 1),
     "gtsrb": (43, 3),
-    "imagenet": (1000, 80),
+    "imagenet": (1000, 81),
     "mnist": (10, 1),
     "office_a": (31, 1),
     "office_d": (31, 1),
@@ -73,7 +73,9 @@ def test_every_template_has_exactly_one_placeholder(name):
     for template in DATASETS[name].templates:
         assert template.count("{}") == 1, template
         assert "{" not in template.replace("{}", "") and "}" not in template.replace("{}", ""), template
-    assert len(set(DATASETS[name].templates)) == len(DATASETS[name].templates)
+    repeated = {t for t, n in Counter(DATASETS[name].templates).items() if n > 1}
+    assert repeated == ({"a photo of a {}."} if name == "imagenet" else set())  # ReCLIP's file lists it twice
+    assert len(set(CLIP_VARIANTS[name].templates)) == len(CLIP_VARIANTS[name].templates)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_SIZES))
@@ -113,22 +115,31 @@ def test_reclip_t_single_template_prompts():
     assert DATASETS["imagenet"].first_prompts()[:2] == ["a photo of a tench.", "a photo of a goldfish."]
     assert DATASETS["birdsnap"].first_prompts()[0] == "a photo of a Acadian Flycatcher, a type of bird."
     assert DATASETS["office_rw"].first_prompts()[0] == "a photo of a Alarm Clock."
-    # FER2013: the first synonym, never the list's repr (ReCLIP's bug)
+    # FER2013: the first synonyms (the trainer decides whether ReCLIP-T formats the list instead)
     assert DATASETS["fer2013"].first_prompts() == [
         f"a photo of a {e} looking face." for e in ("angry", "disgusted", "fearful", "happy", "sad", "surprised",
                                                      "neutral")]
 
 
 def test_imagenet_templates_are_clips_80_with_the_plain_photo_first():
-    templates = DATASETS["imagenet"].templates
+    templates = CLIP_VARIANTS["imagenet"].templates
     assert templates[0] == "a photo of a {}."
     assert templates[1:4] == ("a bad photo of a {}.", "a photo of many {}.", "a sculpture of a {}.")
     assert templates[-1] == "a tattoo of the {}."
     assert {"itap of a {}.", "a origami {}.", "a photo of the large {}.", "art of the {}."} <= set(templates)
 
 
+def test_released_imagenet_templates_prepend_the_plain_photo_to_clips_order():
+    released = DATASETS["imagenet"].templates
+    assert released[0] == released[40] == "a photo of a {}."
+    assert released[1:4] == ("a bad photo of a {}.", "a photo of many {}.", "a sculpture of a {}.")
+    assert sorted(released[1:]) == sorted(CLIP_VARIANTS["imagenet"].templates)
+    assert get_prompts("imagenet") is DATASETS["imagenet"] and get_prompts("imagenet", "clip") is CLIP_VARIANTS["imagenet"]
+
+
 def test_label_orders_follow_the_standard_loaders():
-    assert DATASETS["caltech101"].classnames[:3] == ("off-center face", "centered face", "leopard")
+    assert DATASETS["caltech101"].classnames[:3] == ("human face", "ID photo", "leopard")
+    assert CLIP_VARIANTS["caltech101"].classnames[:3] == ("off-center face", "centered face", "leopard")
     assert DATASETS["eurosat"].classnames[0] == "annual crop land"
     assert DATASETS["eurosat"].classnames[-1] == "lake or sea"
     assert DATASETS["oxford_pets"].classnames[:3] == ("Abyssinian", "american bulldog", "american pit bull terrier")
@@ -136,20 +147,49 @@ def test_label_orders_follow_the_standard_loaders():
     assert DATASETS["country211"].classnames[:2] == ("Andorra", "United Arab Emirates")
     assert DATASETS["imagenet"].classnames[21] == "kite (bird of prey)"
     assert DATASETS["standford_cars"].classnames[0] == "AM General Hummer SUV 2000"
-    assert DATASETS["aid"].classnames[25:29] == ("Sparse Residential", "Square", "Stadium", "Storage Tanks")
+    assert DATASETS["aid"].classnames[25:29] == ("SparseResidential", "Square", "Stadium", "StorageTanks")
+    assert CLIP_VARIANTS["aid"].classnames[25:29] == ("Sparse Residential", "Square", "Stadium", "Storage Tanks")
     for name in ("birdsnap", "dtd", "food101", "fgvc", "resisc45", "sun397", "cifar100"):
         assert list(DATASETS[name].classnames) == sorted(DATASETS[name].classnames), name
 
 
-def test_pcam_uses_clips_template():
-    assert DATASETS["pcam"].templates == ("this is a photo of {}",)
+def test_pcam_templates_of_both_variants():
+    assert DATASETS["pcam"].templates == ("this is a medical image of {}",)
+    assert CLIP_VARIANTS["pcam"].templates == ("this is a photo of {}",)
+
+
+def test_variants_differ_only_where_the_sources_do():
+    differing = {key for key in DATASETS if DATASETS[key] != CLIP_VARIANTS[key]}
+    assert differing == {"aid", "caltech101", "imagenet", "office_a", "office_d", "office_w", "pcam"}
+    with pytest.raises(ValueError, match="variant"):
+        get_prompts("cifar10", "openai")
+
+
+def test_fer2013_ensembles_every_synonym_with_every_template():
+    fer = DATASETS["fer2013"]
+    assert fer.synonyms[5] == ("surprised", "shocked", "spooked") and fer.classnames[5] == "surprised"
+    assert fer.prompts(3)[:3] == ["a photo of a happy looking face.", "a photo of a smiling looking face.",
+                                  "a photo of a face showing the emotion: happy."]
+    assert len(fer.prompts(5)) == 3 * len(fer.templates) and len(fer.prompts(0)) == len(fer.templates)
+    assert fer.classes_with_synonyms[3] == ("happy", "smiling")
+    assert DATASETS["cifar10"].classes_with_synonyms == DATASETS["cifar10"].classnames
+    with pytest.raises(ValueError, match="synonyms"):
+        DatasetPrompts("x", ("a", "b"), ("{}",), (("a",), ("c", "b")))
+
+
+def test_letter_case_is_not_seen_by_clips_tokenizer():
+    import open_clip
+
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+    assert tokenizer(["A photo of a American Bulldog."]).tolist() == tokenizer(["a photo of a american bulldog."]).tolist()
 
 
 def test_office_domains_share_their_classes():
     office31 = {DATASETS[k].classnames for k in ("office_a", "office_d", "office_w")}
     office_home = {DATASETS[k].classnames for k in ("office_ar", "office_cl", "office_pr", "office_rw")}
     assert len(office31) == 1 and len(office_home) == 1
-    assert DATASETS["office_a"].classnames[:3] == ("back pack", "bike", "bike helmet")
+    assert DATASETS["office_a"].classnames[:3] == ("back_pack", "bike", "bike_helmet")
+    assert CLIP_VARIANTS["office_a"].classnames[:3] == ("back pack", "bike", "bike helmet")
     assert from_folder(OFFICE_HOME_FOLDERS).classnames == DATASETS["office_ar"].classnames
     for key in ("office_a", "office_d", "office_w", "office_ar", "office_cl", "office_pr", "office_rw"):
         assert DATASETS[key].templates == ("a photo of a {}.",)
@@ -214,3 +254,34 @@ def test_dataset_prompts_is_frozen_and_validates():
         DatasetPrompts("x", ("a",), ())
     # braces in a class name are text, not a format field
     assert DatasetPrompts("x", ("{odd}",), ("a {} b",)).prompts(0) == ["a {odd} b"]
+
+
+def test_imagenet_class_folders_get_imagenets_names_and_prompts():
+    wnids = imagenet_wnids()
+    assert len(wnids) == 1000 and list(wnids) == sorted(set(wnids)) and wnids[:2] == ("n01440764", "n01443537")
+    assert match_folder(wnids) is DATASETS["imagenet"]
+    subset = match_folder([wnids[21], wnids[0]], variant="clip")  # any subset, in the folder's label order
+    assert subset.classnames == ("kite (bird of prey)", "tench")
+    assert subset.templates == CLIP_VARIANTS["imagenet"].templates
+
+
+def test_folders_match_their_dataset_by_name():
+    office_home = match_folder(OFFICE_HOME_FOLDERS)
+    assert office_home.name.startswith("office_") and office_home.classnames == DATASETS["office_ar"].classnames
+    aid_folders = sorted(name.replace(" ", "") for name in CLIP_VARIANTS["aid"].classnames)
+    assert match_folder(aid_folders) is DATASETS["aid"]
+    assert match_folder(aid_folders, variant="clip") is CLIP_VARIANTS["aid"]
+    reversed_cifar = match_folder(list(reversed(DATASETS["cifar10"].classnames)))
+    assert reversed_cifar.classnames == tuple(reversed(DATASETS["cifar10"].classnames))
+    assert reversed_cifar.templates == DATASETS["cifar10"].templates
+    fer = match_folder(["Neutral", "Happy", "angry", "disgusted", "fearful", "sad", "surprised"])
+    assert fer.synonyms[:2] == (("neutral", "bored"), ("happy", "smiling"))
+
+
+def test_unmatched_folders_keep_their_names():
+    assert match_folder(["cat", "dog"]) is None
+    assert match_folder(list(DATASETS["cifar10"].classnames)[:-1]) is None  # a subset of names is not the dataset
+    assert prompts_for_folder(["cat", "sea_lion"]).classnames == ("cat", "sea lion")
+    with pytest.raises(ValueError, match="not the class names of 'cifar10'"):
+        match_folder(["cat", "dog"], dataset="cifar10")
+    assert match_folder(OFFICE_HOME_FOLDERS, dataset="office_pr").name == "office_pr"

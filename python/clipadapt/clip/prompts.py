@@ -5,27 +5,39 @@ Each dataset is a :class:`DatasetPrompts`: its class names, in the label order o
 stands for the class name (CLIP's style: ``template.format(classname)``). :meth:`DatasetPrompts.prompts` gives the
 prompts of one class, to be averaged into a template-ensemble classifier as in CLIP's zero-shot evaluation;
 :meth:`DatasetPrompts.first_prompts` gives one prompt per class from ``templates[0]`` (ReCLIP-T's single-template
-prompts).
+prompts). A class may have synonyms (FER2013's "happy" / "smiling"): its prompts then ensemble every template with
+every synonym.
 
-Sources (the comments at each dataset say what differs between them and which one is followed):
+Sources (the comments at each dataset say what differs between them):
 
 * CLIP: ``data/prompts.md`` of github.com/openai/CLIP (class names and templates of the paper's zero-shot
   evaluation) and, for ImageNet, its ``notebooks/Prompt_Engineering_for_ImageNet.ipynb``.
 * ReCLIP: ``prompts/clip_prompts`` and ``datasets.py`` of github.com/michiganleon/ReCLIP_WACV (dataset keys,
   AID / Office-31 / Office-Home class lists, label orders).
 
-Where the two disagree we follow CLIP's names and templates and the label order of the standard loader. The numbers of
-templates are those of ReCLIP's file except ImageNet (CLIP's 80 instead of ReCLIP's 81).
+Two variants (:data:`VARIANTS`): ``"released"`` (:data:`DATASETS`, the default) holds ReCLIP's names and templates;
+``"clip"`` (:data:`CLIP_VARIANTS`) CLIP's where they differ (PCam, Caltech101, ImageNet's 80 templates) and readable
+names for the folder-named AID and Office-31 classes. Both follow the label order of the standard loaders and keep
+CLIP's letter case where ReCLIP's file capitalises differently (CLIP's tokenizer lowercases all text, so the case is
+not seen by the model).
+
+An image folder is matched to its dataset by its class folder names (:func:`match_folder`: ImageNet's wnids, or names
+equal up to case, spaces and punctuation, e.g. Office-Home's ``Alarm_Clock``), so that it gets the dataset's prompts.
 """
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from importlib import resources
 
-__all__ = ["ALIASES", "DATASETS", "DatasetPrompts", "from_folder", "get_prompts"]
+__all__ = ["ALIASES", "CLIP_VARIANTS", "DATASETS", "VARIANTS", "DatasetPrompts", "from_folder", "get_prompts",
+           "imagenet_wnids", "match_folder", "prompts_for_folder"]
 
 PLACEHOLDER = "{}"
+VARIANTS = ("released", "clip")
 
 
 @dataclass(frozen=True)
@@ -36,11 +48,14 @@ class DatasetPrompts:
         name: the dataset key (ReCLIP's spelling, e.g. ``"standford_cars"``), or a free name for a folder.
         classnames: one name per class, in label order.
         templates: prompt templates, each with exactly one ``"{}"`` for the class name.
+        synonyms: ``None``, or per class all its names (the first one ``classnames[i]``), ensembled
+            by :meth:`prompts`.
     """
 
     name: str
     classnames: tuple[str, ...]
     templates: tuple[str, ...]
+    synonyms: tuple[tuple[str, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         for field in ("classnames", "templates"):
@@ -58,18 +73,29 @@ class DatasetPrompts:
                     or "}" in template.replace(PLACEHOLDER, ""):
                 raise ValueError(f"{self.name!r}: template {template!r} must contain exactly one '{{}}' and no other "
                                  "braces")
+        if self.synonyms is not None:
+            object.__setattr__(self, "synonyms", tuple(tuple(names) for names in self.synonyms))
+            if [names[0] if names else None for names in self.synonyms] != list(self.classnames):
+                raise ValueError(f"{self.name!r}: synonyms must hold one tuple per class, starting with its classname")
 
     @property
     def num_classes(self) -> int:
         return len(self.classnames)
 
+    @property
+    def classes_with_synonyms(self) -> tuple[str | tuple[str, ...], ...]:
+        """Per class its name, or the tuple of its synonyms where the dataset has them (the form
+        :class:`clipadapt.reclip.ReCLIP` takes, as the released code's class lists)."""
+        return self.synonyms if self.synonyms is not None else self.classnames
+
     def prompts(self, class_index: int) -> list[str]:
-        """Every template formatted with the name of class ``class_index`` (0 <= class_index < num_classes)."""
+        """Every template formatted with every name of class ``class_index`` (0 <= class_index <
+        num_classes), template by template: ``[t.format(n) for t in templates for n in names]``."""
         index = operator.index(class_index)
         if not 0 <= index < len(self.classnames):
             raise IndexError(f"{self.name!r}: class index {index} out of range for {len(self.classnames)} classes")
-        classname = self.classnames[index]
-        return [template.format(classname) for template in self.templates]
+        names = self.synonyms[index] if self.synonyms is not None else (self.classnames[index],)
+        return [template.format(name) for template in self.templates for name in names]
 
     def first_prompts(self) -> list[str]:
         """``templates[0]`` formatted with every class name, in label order (ReCLIP-T's prompts)."""
@@ -83,8 +109,8 @@ class DatasetPrompts:
 # ----------------------------------------------------------------------------------------------------------------------
 
 # AID (30 aerial scene classes): the dataset's folder names in sorted order (ReCLIP's label order), split at camel-case
-# boundaries. Not in CLIP's file. ReCLIP's file has the same names but leaves "SparseResidential" and "StorageTanks"
-# unsplit. Templates: RESISC45's (as in ReCLIP).
+# boundaries (the CLIP variant; not in CLIP's file). ReCLIP's file has the same names but leaves "SparseResidential" and
+# "StorageTanks" unsplit (the released variant). Templates: RESISC45's (as in ReCLIP).
 _AID = (
     "Airport", "Bare Land", "Baseball Field", "Beach", "Bridge", "Center", "Church", "Commercial", "Dense Residential",
     "Desert", "Farmland", "Forest", "Industrial", "Meadow", "Medium Residential", "Mountain", "Park", "Parking",
@@ -190,9 +216,9 @@ _BIRDSNAP = (
 )
 
 # Caltech101: CLIP's list without its first entry "background": torchvision's Caltech101 drops BACKGROUND_Google, so
-# label 0 is Faces ("off-center face") and 1 is Faces_easy ("centered face"). ReCLIP's file calls those two "human face"
-# and "ID photo"; the other 99 agree. The crocodile_head entry keeps CLIP's two spaces after "of a" (CLIP's tokenizer
-# collapses whitespace).
+# label 0 is Faces ("off-center face") and 1 is Faces_easy ("centered face"): the CLIP variant. ReCLIP's file calls
+# those two "human face" and "ID photo" (the released variant); the other 99 agree. The crocodile_head entry keeps
+# CLIP's two spaces after "of a" (CLIP's tokenizer collapses whitespace).
 _CALTECH101 = (
     "off-center face", "centered face", "leopard", "motorbike", "accordion", "airplane", "anchor", "ant", "barrel",
     "bass", "beaver", "binocular", "bonsai", "brain", "brontosaurus", "buddha", "butterfly", "camera", "cannon",
@@ -291,13 +317,15 @@ _EUROSAT = (
     "residential buildings or homes or apartments", "river", "lake or sea",
 )
 
-# FER2013: CLIP gives some classes several synonyms: happy/smiling, sad/depressed, surprised/shocked/spooked,
-# neutral/bored. We use the first synonym only. (ReCLIP's single-template path formatted the Python list itself, giving
-# prompts like "a photo of a ['happy', 'smiling'] looking face.": a known bug we do not reproduce.) Label order 0-6:
-# angry, disgust, fear, happy, sad, surprise, neutral.
-_FER2013 = (
-    "angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral",
+# FER2013: CLIP (and ReCLIP's file) give some classes several synonyms, all ensembled: happy/smiling, sad/depressed,
+# surprised/shocked/spooked, neutral/bored. classnames are the first synonyms. (ReCLIP-T's single-template prompt is
+# formatted with the Python list itself, "a photo of a ['happy', 'smiling'] looking face."; ReCLIPConfig.synonym_prompt
+# chooses between that and the first synonym.) Label order 0-6: angry, disgust, fear, happy, sad, surprise, neutral.
+_FER2013_SYNONYMS = (
+    ("angry",), ("disgusted",), ("fearful",), ("happy", "smiling"), ("sad", "depressed"),
+    ("surprised", "shocked", "spooked"), ("neutral", "bored"),
 )
+_FER2013 = tuple(names[0] for names in _FER2013_SYNONYMS)
 
 # FGVC-Aircraft (100 variants): CLIP's list (identical in ReCLIP's file).
 _FGVC = (
@@ -523,20 +551,21 @@ _IMAGENET = (
     "hen of the woods mushroom", "bolete", "corn cob", "toilet paper",
 )
 
-# CLIP's 80-template ImageNet ensemble (same notebook), with "a photo of a {}." moved from index 39 to the front so that
-# templates[0] is ReCLIP-T's single template; the ensemble mean does not depend on the order. ReCLIP's file has 81
-# templates: these 80 in CLIP's order with a second "a photo of a {}." prepended.
-_IMAGENET_TEMPLATES = (
-    "a photo of a {}.", "a bad photo of a {}.", "a photo of many {}.", "a sculpture of a {}.",
-    "a photo of the hard to see {}.", "a low resolution photo of the {}.", "a rendering of a {}.", "graffiti of a {}.",
-    "a bad photo of the {}.", "a cropped photo of the {}.", "a tattoo of a {}.", "the embroidered {}.",
-    "a photo of a hard to see {}.", "a bright photo of a {}.", "a photo of a clean {}.", "a photo of a dirty {}.",
-    "a dark photo of the {}.", "a drawing of a {}.", "a photo of my {}.", "the plastic {}.", "a photo of the cool {}.",
+# CLIP's 80-template ImageNet ensemble (same notebook), in CLIP's order. ReCLIP's file prepends a second
+# "a photo of a {}." (81 templates; templates[0] is ReCLIP-T's single template): the released variant. The CLIP
+# variant moves "a photo of a {}." from index 39 to the front instead, for the same single template; an ensemble's
+# mean does not depend on the order, but the released one counts "a photo of a {}." twice.
+_IMAGENET_CLIP_TEMPLATES = (
+    "a bad photo of a {}.", "a photo of many {}.", "a sculpture of a {}.", "a photo of the hard to see {}.",
+    "a low resolution photo of the {}.", "a rendering of a {}.", "graffiti of a {}.", "a bad photo of the {}.",
+    "a cropped photo of the {}.", "a tattoo of a {}.", "the embroidered {}.", "a photo of a hard to see {}.",
+    "a bright photo of a {}.", "a photo of a clean {}.", "a photo of a dirty {}.", "a dark photo of the {}.",
+    "a drawing of a {}.", "a photo of my {}.", "the plastic {}.", "a photo of the cool {}.",
     "a close-up photo of a {}.", "a black and white photo of the {}.", "a painting of the {}.", "a painting of a {}.",
     "a pixelated photo of the {}.", "a sculpture of the {}.", "a bright photo of the {}.", "a cropped photo of a {}.",
     "a plastic {}.", "a photo of the dirty {}.", "a jpeg corrupted photo of a {}.", "a blurry photo of the {}.",
     "a photo of the {}.", "a good photo of the {}.", "a rendering of the {}.", "a {} in a video game.",
-    "a photo of one {}.", "a doodle of a {}.", "a close-up photo of the {}.", "the origami {}.",
+    "a photo of one {}.", "a doodle of a {}.", "a close-up photo of the {}.", "a photo of a {}.", "the origami {}.",
     "the {} in a video game.", "a sketch of a {}.", "a doodle of the {}.", "a origami {}.",
     "a low resolution photo of a {}.", "the toy {}.", "a rendition of the {}.", "a photo of the clean {}.",
     "a photo of a large {}.", "a rendition of a {}.", "a photo of a nice {}.", "a photo of a weird {}.",
@@ -554,9 +583,9 @@ _MNIST = (
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
 )
 
-# Office-31 (domains amazon, dslr, webcam share the classes): the folder names in sorted order (ReCLIP's label order),
-# "_" replaced by spaces. ReCLIP's file passes the raw folder names ("back_pack") and uses "A photo of a {}." for
-# amazon, "a photo of a {}." for dslr and webcam.
+# Office-31 (domains amazon, dslr, webcam share the classes): the folder names in sorted order (ReCLIP's label order)
+# with "_" replaced by spaces (the CLIP variant; not in CLIP's file). ReCLIP's file passes the raw folder names
+# ("back_pack", the released variant) and uses "A photo of a {}." for amazon, "a photo of a {}." for dslr and webcam.
 _OFFICE31 = (
     "back pack", "bike", "bike helmet", "bookcase", "bottle", "calculator", "desk chair", "desk lamp",
     "desktop computer", "file cabinet", "headphones", "keyboard", "laptop computer", "letter tray", "mobile phone",
@@ -590,7 +619,8 @@ _OXFORD_PETS = (
     "yorkshire terrier",
 )
 
-# PatchCamelyon: CLIP's list (identical in ReCLIP's file).
+# PatchCamelyon: CLIP's list (identical in ReCLIP's file). Templates differ: ReCLIP's "this is a medical image of {}"
+# (released), CLIP's "this is a photo of {}" (PCam's accuracy depends strongly on the template).
 _PCAM = (
     "lymph node", "lymph node containing metastatic tumor tissue",
 )
@@ -753,6 +783,13 @@ _SUN397 = (
 )
 
 _PHOTO = ("a photo of a {}.",)
+_IMAGENET_RELEASED_TEMPLATES = _PHOTO + _IMAGENET_CLIP_TEMPLATES
+_IMAGENET_PHOTO_FIRST_TEMPLATES = _PHOTO + tuple(t for t in _IMAGENET_CLIP_TEMPLATES if t not in _PHOTO)
+_CALTECH101_RELEASED = ("human face", "ID photo") + _CALTECH101[2:]
+# ReCLIP's AID and Office-31 names: the folder names as they are.
+_AID_RELEASED = tuple(name.replace("Sparse Residential", "SparseResidential").replace("Storage Tanks", "StorageTanks")
+                      for name in _AID)
+_OFFICE31_RELEASED = tuple(name.replace(" ", "_") for name in _OFFICE31)
 
 
 def _registry(*entries: DatasetPrompts) -> dict[str, DatasetPrompts]:
@@ -760,9 +797,9 @@ def _registry(*entries: DatasetPrompts) -> dict[str, DatasetPrompts]:
 
 
 DATASETS: dict[str, DatasetPrompts] = _registry(
-    DatasetPrompts("aid", _AID, _REMOTE_SENSING_TEMPLATES),
+    DatasetPrompts("aid", _AID_RELEASED, _REMOTE_SENSING_TEMPLATES),
     DatasetPrompts("birdsnap", _BIRDSNAP, ("a photo of a {}, a type of bird.",)),
-    DatasetPrompts("caltech101", _CALTECH101, _CALTECH101_TEMPLATES),
+    DatasetPrompts("caltech101", _CALTECH101_RELEASED, _CALTECH101_TEMPLATES),
     DatasetPrompts("cifar10", _CIFAR10, _CIFAR_TEMPLATES),
     DatasetPrompts("cifar100", _CIFAR100, _CIFAR_TEMPLATES),
     DatasetPrompts("country211", _COUNTRY211, (
@@ -777,26 +814,25 @@ DATASETS: dict[str, DatasetPrompts] = _registry(
         "a centered satellite photo of the {}.")),
     DatasetPrompts("fer2013", _FER2013, (
         "a photo of a {} looking face.", "a photo of a face showing the emotion: {}.", "a photo of a face looking {}.",
-        "a face that looks {}.", "they look {}.", "look at how {} they are.")),
+        "a face that looks {}.", "they look {}.", "look at how {} they are."), _FER2013_SYNONYMS),
     DatasetPrompts("fgvc", _FGVC, ("a photo of a {}, a type of aircraft.", "a photo of the {}, a type of aircraft.")),
     DatasetPrompts("flowers102", _FLOWERS102, ("a photo of a {}, a type of flower.",)),
     DatasetPrompts("food101", _FOOD101, ("a photo of {}, a type of food.",)),
     DatasetPrompts("gtsrb", _GTSRB, (
         'a zoomed in photo of a "{}" traffic sign.', 'a centered photo of a "{}" traffic sign.',
         'a close up photo of a "{}" traffic sign.')),
-    DatasetPrompts("imagenet", _IMAGENET, _IMAGENET_TEMPLATES),
+    DatasetPrompts("imagenet", _IMAGENET, _IMAGENET_RELEASED_TEMPLATES),
     DatasetPrompts("mnist", _MNIST, ('a photo of the number: "{}".',)),
     # Office-31 domains (amazon, dslr, webcam) and Office-Home domains (Art, Clipart, Product, Real_World).
-    DatasetPrompts("office_a", _OFFICE31, _PHOTO),
-    DatasetPrompts("office_d", _OFFICE31, _PHOTO),
-    DatasetPrompts("office_w", _OFFICE31, _PHOTO),
+    DatasetPrompts("office_a", _OFFICE31_RELEASED, _PHOTO),
+    DatasetPrompts("office_d", _OFFICE31_RELEASED, _PHOTO),
+    DatasetPrompts("office_w", _OFFICE31_RELEASED, _PHOTO),
     DatasetPrompts("office_ar", _OFFICE_HOME, _PHOTO),
     DatasetPrompts("office_cl", _OFFICE_HOME, _PHOTO),
     DatasetPrompts("office_pr", _OFFICE_HOME, _PHOTO),
     DatasetPrompts("office_rw", _OFFICE_HOME, _PHOTO),
     DatasetPrompts("oxford_pets", _OXFORD_PETS, ("a photo of a {}, a type of pet.",)),
-    # CLIP's PatchCamelyon template; ReCLIP's file has "this is a medical image of {}" instead.
-    DatasetPrompts("pcam", _PCAM, ("this is a photo of {}",)),
+    DatasetPrompts("pcam", _PCAM, ("this is a medical image of {}",)),
     DatasetPrompts("renderedsst2", _RENDEREDSST2, ("a {} review of a movie.",)),
     DatasetPrompts("resisc45", _RESISC45, _REMOTE_SENSING_TEMPLATES),
     DatasetPrompts("standford_cars", _STANDFORD_CARS, (
@@ -805,23 +841,119 @@ DATASETS: dict[str, DatasetPrompts] = _registry(
     DatasetPrompts("stl10", _STL10, ("a photo of a {}.", "a photo of the {}.")),
     DatasetPrompts("sun397", _SUN397, ("a photo of a {}.", "a photo of the {}.")),
 )
-"""The ReCLIP datasets by ReCLIP's keys."""
+"""The ReCLIP datasets by ReCLIP's keys, with the released prompts."""
+
+CLIP_VARIANTS: dict[str, DatasetPrompts] = {**DATASETS, **_registry(
+    replace(DATASETS["aid"], classnames=_AID),
+    replace(DATASETS["caltech101"], classnames=_CALTECH101),
+    replace(DATASETS["imagenet"], templates=_IMAGENET_PHOTO_FIRST_TEMPLATES),
+    *(replace(DATASETS[key], classnames=_OFFICE31) for key in ("office_a", "office_d", "office_w")),
+    replace(DATASETS["pcam"], templates=("this is a photo of {}",)),
+)}
+"""The same datasets with CLIP's prompts where they differ from the released ones."""
 
 ALIASES: dict[str, str] = {"stanford_cars": "standford_cars"}
 """Other names accepted by :func:`get_prompts`, mapped to their key in :data:`DATASETS`."""
 
 
-def get_prompts(name: str) -> DatasetPrompts:
+def get_prompts(name: str, variant: str = "released") -> DatasetPrompts:
     """The :class:`DatasetPrompts` of dataset ``name`` (a key of :data:`DATASETS` or :data:`ALIASES`; case and
-    "-" / "_" are not significant). Raises KeyError, naming the known datasets, for any other name."""
+    "-" / "_" are not significant) in ``variant`` ("released" or "clip", see :data:`VARIANTS`). Raises KeyError,
+    naming the known datasets, for any other name."""
     if not isinstance(name, str):
         raise TypeError(f"dataset name must be a string, got {type(name).__name__}")
+    registry = _registry_of(variant)
     key = name.strip().lower().replace("-", "_")
     key = ALIASES.get(key, key)
-    if key not in DATASETS:
-        known = ", ".join(sorted([*DATASETS, *ALIASES]))
+    if key not in registry:
+        known = ", ".join(sorted([*registry, *ALIASES]))
         raise KeyError(f"unknown dataset {name!r}; known datasets: {known}")
-    return DATASETS[key]
+    return registry[key]
+
+
+def _registry_of(variant: str) -> dict[str, DatasetPrompts]:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: use one of {', '.join(VARIANTS)}, got {variant!r}")
+    return DATASETS if variant == "released" else CLIP_VARIANTS
+
+
+@lru_cache(maxsize=1)
+def imagenet_wnids() -> tuple[str, ...]:
+    """The 1000 WordNet ids of ImageNet-1k's classes in label order (sorted, as the class folders
+    ``n01440764`` ...): ``imagenet_wnids()[i]`` is the folder of ``get_prompts("imagenet").classnames[i]``."""
+    text = resources.files("clipadapt.clip").joinpath("imagenet_wnids.txt").read_text(encoding="utf-8")
+    return tuple(text.split())
+
+
+# Datasets whose class folders are ids rather than names: the ids of their classes in label order. A folder may hold
+# any subset of them (ImageNet-100 is a folder of 100 wnids).
+_FOLDER_IDS = {"imagenet": imagenet_wnids}
+
+
+def match_folder(folder_names: Iterable[str], *, variant: str = "released",
+                 dataset: str | None = None) -> DatasetPrompts | None:
+    """The prompts of the dataset whose classes an image folder holds, in the folder's label order.
+
+    ``folder_names`` are the class folder names in label order (``ImageFolder(...).classes``).
+    They match a dataset when they are ImageNet wnids (any subset of the 1000), or when they
+    are exactly the dataset's class names up to case, spaces and punctuation (``Alarm_Clock``
+    for Office-Home's "Alarm Clock", ``SparseResidential`` for AID). The first dataset that
+    matches is returned (domains of Office-31 or Office-Home share their prompts), with its
+    classes reordered to the folder's order; ``None`` when none matches. ``dataset`` restricts
+    the search to that key and raises ValueError when the folder does not match it.
+    """
+    names = _folder_names(folder_names)
+    candidates = [get_prompts(dataset, variant)] if dataset is not None else list(_registry_of(variant).values())
+    for entry in candidates:
+        order = _folder_order(entry, names)
+        if order is not None:
+            return _reordered(entry, order)
+    if dataset is not None:
+        raise ValueError(f"dataset: the folder's classes {list(names)[:8]} are not the class names of {dataset!r}; "
+                         "leave the dataset out to use the folder names as class names")
+    return None
+
+
+def prompts_for_folder(folder_names: Iterable[str], *, variant: str = "released",
+                       dataset: str | None = None) -> DatasetPrompts:
+    """:func:`match_folder`'s prompts, else :func:`from_folder`'s (the folder names as class names)."""
+    names = _folder_names(folder_names)
+    return match_folder(names, variant=variant, dataset=dataset) or from_folder(names)
+
+
+def _folder_names(folder_names: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(folder_names, str):
+        raise TypeError("folder_names must be a sequence of folder names, not a single string")
+    return tuple(str(name) for name in folder_names)
+
+
+def _name_key(name: str) -> str:
+    """A name without case, spaces and punctuation: "Alarm_Clock", "alarm clock" -> "alarmclock"."""
+    return re.sub(r"[^0-9a-z]+", "", name.lower())
+
+
+def _folder_order(entry: DatasetPrompts, names: tuple[str, ...]) -> list[int] | None:
+    """The dataset's class index of every folder, or None when the folders are not its classes."""
+    if entry.name in _FOLDER_IDS:
+        index = {identifier: i for i, identifier in enumerate(_FOLDER_IDS[entry.name]())}
+        order = [index.get(name) for name in names]
+        return order if None not in order and len(set(order)) == len(order) else None
+    keys = {}
+    for i, synonyms in enumerate(entry.classes_with_synonyms):
+        for synonym in (synonyms,) if isinstance(synonyms, str) else synonyms:
+            keys.setdefault(_name_key(synonym), set()).add(i)
+    order = [keys.get(_name_key(name), set()) for name in names]
+    if len(names) != entry.num_classes or any(len(classes) != 1 for classes in order):
+        return None  # other classes, or names that do not tell the classes apart
+    indices = [classes.pop() for classes in order]
+    return indices if len(set(indices)) == len(indices) else None
+
+
+def _reordered(entry: DatasetPrompts, order: list[int]) -> DatasetPrompts:
+    if order == list(range(entry.num_classes)):
+        return entry
+    synonyms = None if entry.synonyms is None else [entry.synonyms[i] for i in order]
+    return DatasetPrompts(entry.name, [entry.classnames[i] for i in order], entry.templates, synonyms)
 
 
 def from_folder(classnames: Iterable[str], templates: Sequence[str] = ("a photo of a {}.",), *,
