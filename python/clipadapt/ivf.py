@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -140,11 +141,18 @@ class IVFIndex:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "IVFIndex":
         """Read an index written by :meth:`save` (numpy arrays on the host)."""
-        with np.load(path, allow_pickle=False) as stored:
-            index = cls(stored["centroids"], metric=str(stored["metric"]))
-            if "vectors" in stored:
-                rows = _native.as_input(stored["vectors"], "vectors")
-                index._store(rows, stored["ids"], stored["lists"])
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+        except (zipfile.BadZipFile, EOFError, ValueError) as error:
+            raise ValueError(f"{path}: cannot be read as a saved IVFIndex ({error}); the file is damaged or "
+                             "truncated: write it again") from error
+        missing = {"centroids", "metric", *(("ids", "lists") if "vectors" in arrays else ())} - arrays.keys()
+        if missing:
+            raise ValueError(f"{path}: lacks the arrays {sorted(missing)} of a saved IVFIndex; write it again")
+        index = cls(arrays["centroids"], metric=str(arrays["metric"]))
+        if "vectors" in arrays:
+            index._store(_native.as_input(arrays["vectors"], "vectors"), arrays["ids"], arrays["lists"])
         return index
 
     def _checked_rows(self, x: Any) -> _native.Array:

@@ -49,7 +49,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from clipadapt import _validate
-from clipadapt._files import PARTIAL_SUFFIX, atomic_open, write_text_atomically
+from clipadapt._files import PARTIAL_SUFFIX, atomic_open, read_json, write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ DEFAULT_SHARD_ROWS = 1_000_000
 DEFAULT_BUILD_SHARD_ROWS = 10_000
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 CAPTIONS_CSV = "captions.csv"
+# What to do about a damaged corpus file.
+DAMAGED_FIX = "restore it, or rebuild the corpus (clipadapt mudg corpus --rebuild, or write_corpus)"
+# Rows of each shard's embeddings that a fingerprint reads (evenly spaced, first and last included).
+FINGERPRINT_ROWS = 64
 # The towers' activations a model identity may name (clipadapt.clip.models.ClipModel.activation).
 ACTIVATIONS = ("gelu", "quickgelu")
 
@@ -102,6 +106,7 @@ class SourceCorpus:
                              f"{self.count}; the file is inconsistent, rebuild the corpus")
         self._images = [self._open_embeddings(shard, "images") for shard in self._shards]
         self._captions = [self._open_embeddings(shard, "captions") for shard in self._shards]
+        self._fingerprint: str | None = None
 
     def __len__(self) -> int:
         return self.count
@@ -130,6 +135,22 @@ class SourceCorpus:
         """float16 [m, D] caption embeddings of the global row ids [m]; ``None``: all rows."""
         return self._gather(self._captions, ids)
 
+    def fingerprint(self) -> str:
+        """A hash of the corpus's content, cheap for any size: ``corpus.json``, the size of every
+        shard file, and :data:`FINGERPRINT_ROWS` evenly spaced rows of every shard's image and
+        caption embeddings. A moved or copied corpus keeps it; a corpus of other embeddings or
+        captions gets another one (whatever its size, dimension and model)."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256((self.path / CORPUS_FILE).read_bytes())
+            for shard, images, captions in zip(self._shards, self._images, self._captions):
+                sizes = [(self.path / shard[kind]).stat().st_size for kind in ("images", "captions", "metadata")]
+                digest.update(json.dumps(sizes).encode())
+                rows = np.unique(np.linspace(0, len(images) - 1, FINGERPRINT_ROWS).round().astype(np.int64))
+                for embeddings in (images, captions):
+                    digest.update(np.ascontiguousarray(embeddings[rows]).tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
     def records(self, ids: Any) -> list[dict[str, Any]]:
         """Metadata of the global row ids [m], in their order: ``{"id": int, "image": absolute
         path (or URL) string, "caption": str}``, reading only the CSVs of the shards that hold them."""
@@ -145,7 +166,7 @@ class SourceCorpus:
         if not file.is_file():
             raise FileNotFoundError(f"{file}: missing; the corpus is incomplete, rebuild it (build_corpus "
                                     "resumes) or restore the file")
-        array = np.load(file, mmap_mode="r")
+        array = _load_embeddings(file)
         if array.dtype != np.float16 or array.shape != (shard["rows"], self.dim):
             raise ValueError(f"{file}: expected float16 [{shard['rows']}, {self.dim}], got {array.dtype} "
                              f"{list(array.shape)}; the file does not belong to this corpus, rebuild it")
@@ -213,13 +234,40 @@ def _read_description(path: Path) -> dict[str, Any]:
                                                           "to resume" if unfinished else
                                                           "point to a directory written by write_corpus or "
                                                           "build_corpus"))
-    description = json.loads(file.read_text())
-    if description.get("format") != FORMAT or description.get("version") != VERSION:
-        raise ValueError(f"{file}: not a {FORMAT} version {VERSION} file (format {description.get('format')!r}, "
-                         f"version {description.get('version')!r})")
+    description = read_json(file, f"the corpus description is damaged: {DAMAGED_FIX}")
+    found = description if isinstance(description, dict) else {}
+    if found.get("format") != FORMAT or found.get("version") != VERSION:
+        raise ValueError(f"{file}: not a {FORMAT} version {VERSION} file (format {found.get('format')!r}, "
+                         f"version {found.get('version')!r})")
     if description.get("dtype") != DTYPE:
         raise ValueError(f"{file}: dtype {description.get('dtype')!r} is not supported; corpora store {DTYPE}")
+    if not _has_description_fields(description):
+        raise ValueError(f"{file}: lacks fields of the {FORMAT} format (count, dim, model, image_root, shards with "
+                         f"images, captions, metadata and rows) or holds them with the wrong types; {DAMAGED_FIX}")
     return description
+
+
+def _has_description_fields(description: dict[str, Any]) -> bool:
+    try:
+        shards = description["shards"]
+        return (isinstance(description["count"], int) and isinstance(description["dim"], int)
+                and isinstance(description["image_root"], str) and isinstance(description["model"], dict)
+                and isinstance(shards, list)
+                and all(isinstance(shard["rows"], int) and isinstance(shard["images"], str)
+                        and isinstance(shard["captions"], str) and isinstance(shard["metadata"], str)
+                        for shard in shards))
+    except (KeyError, TypeError):
+        return False
+
+
+def _load_embeddings(file: Path) -> np.ndarray:
+    """A shard's ``.npy`` file memory-mapped; a ValueError naming the file when it cannot be
+    (truncated, or not a ``.npy`` file)."""
+    try:
+        return np.load(file, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{file}: cannot be read as a .npy array ({error}); the file is damaged or truncated: "
+                         f"{DAMAGED_FIX}") from error
 
 
 class CorpusWriter:
@@ -262,8 +310,11 @@ class CorpusWriter:
         if not all((self.path / name).is_file() for name in names.values()):
             return False
         rows = self.shard_rows_of(index)
-        return all(np.load(self.path / names[kind], mmap_mode="r").shape == (rows, self.dim)
-                   for kind in ("images", "captions"))
+        try:
+            return all(_load_embeddings(self.path / names[kind]).shape == (rows, self.dim)
+                       for kind in ("images", "captions"))
+        except ValueError:  # a damaged shard is written again
+            return False
 
     def write_shard(self, index: int, images: Any, captions: Any, image_paths: Sequence[str],
                     caption_texts: Sequence[str]) -> None:
@@ -302,7 +353,7 @@ class CorpusWriter:
         file = self.path / BUILD_FILE
         if not file.is_file():
             return False
-        if json.loads(file.read_text()) != self._build:
+        if read_json(file, "pass resume=False (clipadapt mudg corpus --rebuild) to build again") != self._build:
             raise ValueError(f"out: {self.path} holds a corpus built from other inputs or settings ({file}); "
                              "pass resume=False (clipadapt mudg corpus --rebuild) to overwrite it, or use another "
                              "directory")

@@ -35,7 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from clipadapt import _validate
-from clipadapt._files import PARTIAL_SUFFIX, atomic_path, write_text_atomically
+from clipadapt._files import PARTIAL_SUFFIX, atomic_path, read_json, write_text_atomically
 from clipadapt.ivf import IVFIndex
 from clipadapt.kmeans import KMeansResult, assign, kmeans, paired_kmeans
 from clipadapt.knn import _to_numpy, knn
@@ -166,6 +166,12 @@ class MudgIndex:
     def dim(self) -> int:
         return int(self.ivf.centroids.shape[1])
 
+    def matches_corpus(self, corpus: SourceCorpus) -> bool:
+        """Whether ``corpus`` holds the content the index was built from (a moved or copied
+        corpus does; see :meth:`SourceCorpus.fingerprint`). The index's ids are row numbers of
+        that corpus: with another one they would name other images."""
+        return self.info["corpus"].get("fingerprint") == corpus.fingerprint()
+
     def open_corpus(self) -> SourceCorpus:
         """The corpus the index was built from (for :meth:`SourceCorpus.records` of found ids)."""
         return SourceCorpus(self.info["corpus"]["path"])
@@ -201,7 +207,11 @@ class MudgIndex:
         if info is None or not info.get("complete"):
             raise FileNotFoundError(f"out_dir: {out} holds no finished MUDG index ({INDEX_FILE} missing or "
                                     "incomplete); run build_index (it resumes)")
-        return cls(IVFIndex.load(out / IVF_FILE), info)
+        try:
+            ivf = IVFIndex.load(out / IVF_FILE)
+        except ValueError as error:
+            raise ValueError(f"{error} (clipadapt mudg index --rebuild)") from error
+        return cls(ivf, info)
 
 
 def build_index(corpus: SourceCorpus | str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -318,7 +328,7 @@ class _Build:
     def __init__(self, out: Path, corpus: SourceCorpus, parameters: dict[str, Any], device: str, resume: bool):
         self.out, self.device = out, device
         corpus_info = {"path": os.fspath(corpus.path.resolve()), "count": corpus.count, "dim": corpus.dim,
-                       "model": corpus.model}
+                       "model": corpus.model, "fingerprint": corpus.fingerprint()}
         existing = _read_info(out) if resume else None
         if existing is not None and (existing.get("corpus"), existing.get("parameters")) != (corpus_info, parameters):
             raise ValueError(f"out_dir: {out} holds an index of another corpus or other parameters "
@@ -373,8 +383,8 @@ def _read_info(out: Path) -> dict[str, Any] | None:
     file = out / INDEX_FILE
     if not file.is_file():
         return None
-    info = json.loads(file.read_text())
-    if info.get("format") != FORMAT or info.get("version") != VERSION:
+    info = read_json(file, "the index record is damaged: rebuild the index (clipadapt mudg index --rebuild)")
+    if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("version") != VERSION:
         raise ValueError(f"{file}: not a {FORMAT} version {VERSION} file")
     return info
 
