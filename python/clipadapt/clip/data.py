@@ -1,4 +1,4 @@
-"""Target datasets (torchvision by name, or any image folder) and CLIP image features with an
+"""Target datasets (by ReCLIP's dataset key and split, or any image folder) and CLIP image features with an
 on-disk cache keyed by model (architecture, weights, activation) and dataset."""
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,56 +15,94 @@ import torch
 from tqdm.auto import tqdm
 
 from clipadapt._files import atomic_open
+from clipadapt.clip import datasets
 from clipadapt.clip._torchvision import import_torchvision
 from clipadapt.clip.models import ClipModel
 
 log = logging.getLogger(__name__)
 
-# ReCLIP's dataset keys -> (torchvision class, constructor arguments of the evaluated split).
-TORCHVISION_TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "caltech101": ("Caltech101", {}),
-    "cifar10": ("CIFAR10", {"train": False}),
-    "cifar100": ("CIFAR100", {"train": False}),
-    "country211": ("Country211", {"split": "test"}),
-    "dtd": ("DTD", {"split": "test"}),
-    "eurosat": ("EuroSAT", {}),
-    "fer2013": ("FER2013", {"split": "test"}),
-    "fgvc": ("FGVCAircraft", {"split": "test"}),
-    "flowers102": ("Flowers102", {"split": "test"}),
-    "food101": ("Food101", {"split": "test"}),
-    "gtsrb": ("GTSRB", {"split": "test"}),
-    "imagenet": ("ImageNet", {"split": "val"}),
-    "mnist": ("MNIST", {"train": False}),
-    "oxford_pets": ("OxfordIIITPet", {"split": "test"}),
-    "pcam": ("PCAM", {"split": "val"}),
-    "renderedsst2": ("RenderedSST2", {"split": "test"}),
-    "standford_cars": ("StanfordCars", {"split": "test"}),
-    "stl10": ("STL10", {"split": "test"}),
-    "sun397": ("SUN397", {}),
+Loader = Callable[[Path, Any, bool], Any]
+"""``(root, transform, download) -> dataset`` of one split of a dataset."""
+
+
+def _torchvision(class_name: str, **arguments: Any) -> Loader:
+    """A split read by torchvision's dataset class ``class_name`` with ``arguments``."""
+    def load(root: Path, transform: Any, download: bool) -> Any:
+        try:
+            return getattr(import_torchvision().datasets, class_name)(str(root), transform=transform,
+                                                                      download=download, **arguments)
+        except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
+            raise FileNotFoundError(f"dataset: {class_name} is not under {root} ({error}); pass download=True where "
+                                    "there is internet, or point root at a copy") from error
+    return load
+
+
+def _local(dataset: str, read: Callable[..., Any], **arguments: Any) -> Loader:
+    """A split read by :mod:`clipadapt.clip.datasets` from files the user provides."""
+    def load(root: Path, transform: Any, download: bool) -> Any:
+        if download:
+            raise ValueError(f"download: {dataset} cannot be downloaded automatically (it needs a login or a "
+                             f"licence); put it under {root} and leave download off")
+        return read(root, transform=transform, **arguments)
+    return load
+
+
+def _sun397(split: str) -> Loader:
+    """SUN397 by its partition files; ``download`` fetches the images through torchvision first."""
+    def load(root: Path, transform: Any, download: bool) -> Any:
+        if download:
+            import_torchvision().datasets.SUN397(str(root), download=True)
+        return datasets.sun397(root, split, transform=transform)
+    return load
+
+
+# ReCLIP's dataset keys -> split name -> loader. The first split of each is the one the released
+# code evaluates on, the default of load_target.
+TARGETS: dict[str, dict[str, Loader]] = {
+    "caltech101": {"all": _torchvision("Caltech101")},
+    "cifar10": {"test": _torchvision("CIFAR10", train=False)},
+    "cifar100": {"test": _torchvision("CIFAR100", train=False)},
+    "country211": {"test": _torchvision("Country211", split="test")},
+    "dtd": {"test": _torchvision("DTD", split="test")},
+    "eurosat": {"all": _torchvision("EuroSAT")},
+    "fer2013": {split: _local("FER2013", datasets.fer2013, split=split) for split in datasets.FER2013_USAGES},
+    "fgvc": {"test": _torchvision("FGVCAircraft", split="test")},
+    "flowers102": {"test": _torchvision("Flowers102", split="test")},
+    "food101": {"test": _torchvision("Food101", split="test")},
+    "gtsrb": {"test": _torchvision("GTSRB", split="test")},
+    "imagenet": {"val": _local("ImageNet", datasets.imagenet_val)},
+    "mnist": {"test": _torchvision("MNIST", train=False)},
+    "oxford_pets": {"test": _torchvision("OxfordIIITPet", split="test")},
+    "pcam": {"val": _torchvision("PCAM", split="val")},
+    "renderedsst2": {"test": _torchvision("RenderedSST2", split="test")},
+    "standford_cars": {"test": _torchvision("StanfordCars", split="test")},
+    "stl10": {"test": _torchvision("STL10", split="test")},
+    "sun397": {split: _sun397(split) for split in ("test", "train", "all")},
 }
 
 
 def load_target(name_or_folder: str | os.PathLike, *, root: str | os.PathLike = "data", transform: Any = None,
-                download: bool = False) -> Any:
-    """A target dataset of (image tensor, label) pairs.
+                download: bool = False, split: str | None = None) -> Any:
+    """A target dataset of (image tensor, label) pairs, with ``classes`` in label order.
 
     ``name_or_folder`` is a directory laid out as ``class_name/image.jpg`` (torchvision
-    ImageFolder; classes in sorted folder order) or one of :data:`TORCHVISION_TARGETS` (stored
-    under ``root``; ``download=True`` fetches it where there is internet).
+    ImageFolder; classes in sorted folder order) or one of :data:`TARGETS` (stored under
+    ``root``; ``download=True`` fetches torchvision's where there is internet). ``split`` picks
+    one of the dataset's splits; ``None`` is the split the released code evaluates on (SUN397's
+    ``Testing_01.txt``, FER2013's public test set; :mod:`clipadapt.clip.datasets`).
     """
-    datasets = import_torchvision().datasets
     path = Path(name_or_folder)
     if path.is_dir():
-        return datasets.ImageFolder(str(path), transform=transform)
+        if split is not None:
+            raise ValueError(f"split: an image folder has no splits; point at the split's folder instead of {split!r}")
+        return import_torchvision().datasets.ImageFolder(str(path), transform=transform)
     name = str(name_or_folder)
-    if name not in TORCHVISION_TARGETS:
-        raise ValueError(f"dataset: {name!r} is neither an image folder nor one of {sorted(TORCHVISION_TARGETS)}")
-    class_name, arguments = TORCHVISION_TARGETS[name]
-    try:
-        return getattr(datasets, class_name)(str(root), transform=transform, download=download, **arguments)
-    except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
-        raise FileNotFoundError(f"dataset: {name} is not under {root} ({error}); pass download=True where there "
-                                "is internet, or point root at a copy") from error
+    if name not in TARGETS:
+        raise ValueError(f"dataset: {name!r} is neither an image folder nor one of {sorted(TARGETS)}")
+    splits = TARGETS[name]
+    if split is not None and split not in splits:
+        raise ValueError(f"split: {name} has the splits {', '.join(splits)}, got {split!r}")
+    return splits[split or next(iter(splits))](Path(root), transform, download)
 
 
 def weights_fingerprint(model: ClipModel) -> str:
