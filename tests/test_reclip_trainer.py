@@ -76,6 +76,55 @@ def test_only_layer_norms_train(tiny_clip, tmp_path):
     assert changed and all(".ln" in n or n.startswith("visual.ln") for n in changed)
 
 
+def test_branches_share_the_frozen_weights_and_leave_the_model_unchanged(tiny_clip):
+    before = {name: tensor.clone() for name, tensor in tiny_clip.model.state_dict().items()}
+    trainer = ReCLIP(tiny_clip, CLASSES, TEMPLATES,
+                     ReCLIPConfig(epochs=1, batch_size=32, k=10, lr_visual=0.5, lr_text=0.5, empty_centroid="text"))
+    trainer.fit(ColourPatches(), progress=False)
+    model = tiny_clip.model
+    assert trainer.visual_model.visual.conv1.weight is model.visual.conv1.weight
+    assert trainer.visual_model.token_embedding.weight is model.token_embedding.weight
+    assert trainer.text_model.visual.conv1.weight is model.visual.conv1.weight
+    assert trainer.visual_model.visual.ln_post.weight is not model.visual.ln_post.weight
+    assert trainer.text_model.ln_final.weight is not model.ln_final.weight
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, before[name]), f"{name} of the original model changed"
+
+
+def test_checkpoint_holds_only_the_trained_layer_norms(tiny_clip, tmp_path):
+    trainer = ReCLIP(tiny_clip, CLASSES, TEMPLATES, ReCLIPConfig(epochs=1, batch_size=32, k=10, empty_centroid="text"))
+    trainer.fit(ColourPatches(), out_dir=tmp_path, progress=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    for key, branch in (("visual_model", trainer.visual_model), ("text_model", trainer.text_model)):
+        trained = {name for name, parameter in branch.named_parameters() if parameter.requires_grad}
+        assert set(state[key]) == trained and all(".ln" in name or "ln_" in name for name in trained)
+    model_bytes = sum(t.numel() * t.element_size() for t in tiny_clip.model.state_dict().values())
+    assert (tmp_path / "checkpoint.pt").stat().st_size < 0.05 * model_bytes
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(tiny_clip, tmp_path):
+    run(tiny_clip, tmp_path, epochs=1)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state["visual_model"].popitem()
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match="resume: the checkpoint's trained parameters do not match"):
+        run(tiny_clip, tmp_path, epochs=2, resume=True)
+
+
+@pytest.mark.parametrize("rule, first_prompt", [("released", "a photo of ['red', 'crimson']."),
+                                                ("first", "a photo of red.")])
+def test_class_synonyms(tiny_clip, rule, first_prompt):
+    from clipadapt.clip.encode import encode_texts
+
+    classes = [("red", "crimson"), "green", "blue"]
+    trainer = ReCLIP(tiny_clip, classes, TEMPLATES, ReCLIPConfig(synonym_prompt=rule))
+    trainer._setup()
+    assert trainer.first_prompts == [first_prompt, "a photo of green.", "a photo of blue."]
+    prompts = ["a photo of red.", "a photo of crimson.", "a red image.", "a crimson image."]
+    expected = torch.nn.functional.normalize(encode_texts(tiny_clip, prompts).mean(0), dim=0)
+    torch.testing.assert_close(trainer.initial_text[0], expected)
+
+
 def test_resume_continues_exactly(tiny_clip, tmp_path):
     straight = run(tiny_clip, tmp_path / "straight", epochs=3)
     run(tiny_clip, tmp_path / "interrupted", epochs=1)

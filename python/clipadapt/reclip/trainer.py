@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 from clipadapt.clip.data import image_features
 from clipadapt.clip.models import ClipModel
 from clipadapt.clip.runs import save_checkpoint
-from clipadapt.reclip.branches import encode_ensemble, encode_prompts, text_branch, visual_branch
+from clipadapt.reclip.branches import (ClassName, encode_ensemble, encode_prompts, load_trained_state,
+                                       single_template_prompts, text_branch, trained_state, visual_branch)
 from clipadapt.reclip.objectives import (LOGIT_SCALE, agreement_mask, centroid_logits, combined_logits, epoch_count,
                                          text_branch_loss, visual_branch_loss)
 from clipadapt.reclip.projection import DEFAULT_CUT_DIM, cut_dim_for, text_projection
@@ -33,7 +34,10 @@ class ReCLIPConfig:
     ``epochs=None`` applies the rule min(100, int(N/5000 + 2)); ``cut_dim=None`` applies 768, or
     250 above 500 classes. ``visual_loss`` "released" keeps the released code's extra 1/B in the
     V loss ("mean" removes it); ``empty_centroid`` "nan" is the released behaviour for a class no
-    node is predicted as ("text" keeps its text embedding). ``amp`` ("fp16"/"bf16") autocasts
+    node is predicted as ("text" keeps its text embedding). ``synonym_prompt`` "released" formats
+    ReCLIP-T's single-template prompt of a class given by synonyms with the Python list, as the
+    released code does (FER2013: "a photo of a ['happy', 'smiling'] looking face."); "first" uses
+    its first synonym. ``amp`` ("fp16"/"bf16") autocasts
     the forwards on a GPU. ``feature_cache`` is a directory where the frozen visual encoder's
     features (the T branch's, identical in every epoch) are cached across runs.
     """
@@ -51,6 +55,7 @@ class ReCLIPConfig:
     lp_tol: float = 1e-6
     visual_loss: Literal["released", "mean"] = "released"
     empty_centroid: Literal["nan", "text"] = "nan"
+    synonym_prompt: Literal["released", "first"] = "released"
     amp: Literal["fp16", "bf16"] | None = None
     feature_cache: str | None = None
     seed: int = 0
@@ -91,9 +96,13 @@ class ReCLIP:
 
     Usage: ``ReCLIP(clip, classnames, templates).fit(dataset, out_dir="runs/cifar10")`` where
     ``dataset`` yields (preprocessed image tensor, label); labels are used for reporting only.
+    A class may be given by its synonyms (a sequence of names, e.g.
+    ``DatasetPrompts.classes_with_synonyms``): the text ensemble averages all of them. The two
+    branches share ``clip.model``'s frozen weights (set to ``requires_grad=False``) and own only
+    the LayerNorms they train.
     """
 
-    def __init__(self, clip: ClipModel, classnames: Sequence[str], templates: Sequence[str],
+    def __init__(self, clip: ClipModel, classnames: Sequence[ClassName], templates: Sequence[str],
                  config: ReCLIPConfig | None = None):
         if len(classnames) < 2:
             raise ValueError(f"classnames: need at least 2 classes, got {len(classnames)}")
@@ -163,7 +172,7 @@ class ReCLIP:
         self.visual_classifier = initial_text.half()        # W_V, replaced by LP_V's centroids each epoch
         self.text_nodes = initial_text                      # LP_T's nodes, refreshed after each epoch
         self.text_projection = self.visual_projection
-        self.first_prompts = [self.templates[0].format(name) for name in self.classnames]
+        self.first_prompts = single_template_prompts(self.templates[0], self.classnames, cfg.synonym_prompt)
         self.history = []
 
     def _loader(self, dataset: Any, *, shuffle: bool, seed: int | None = None) -> torch.utils.data.DataLoader:
@@ -269,8 +278,9 @@ class ReCLIP:
         }
 
     def _state(self, epoch: int) -> dict[str, Any]:
-        return {"epoch": epoch, "visual_model": self.visual_model.state_dict(),
-                "text_model": self.text_model.state_dict(), "visual_optimizer": self.visual_optimizer.state_dict(),
+        """What resuming needs besides ``clip``: the trained LayerNorms only, not the model copies."""
+        return {"epoch": epoch, "visual_model": trained_state(self.visual_model),
+                "text_model": trained_state(self.text_model), "visual_optimizer": self.visual_optimizer.state_dict(),
                 "text_optimizer": self.text_optimizer.state_dict(), "visual_classifier": self.visual_classifier,
                 "text_nodes": self.text_nodes, "history": [asdict(record) for record in self.history],
                 "config": asdict(self.config)}
@@ -279,14 +289,15 @@ class ReCLIP:
         save_checkpoint(self._state(epoch), out)
 
     def _restore(self, out: Path) -> int:
-        """Load ``out/checkpoint.pt`` if present; returns the first epoch still to run."""
+        """Load ``out/checkpoint.pt`` if present; returns the first epoch still to run. The
+        checkpoint holds the trained LayerNorms only: resume with the same ``clip``."""
         path = out / "checkpoint.pt"
         if not path.is_file():
             log.info("resume: no checkpoint in %s, starting from epoch 0", out)
             return 0
         state = torch.load(path, map_location=self.config.device, weights_only=False)
-        self.visual_model.load_state_dict(state["visual_model"])
-        self.text_model.load_state_dict(state["text_model"])
+        load_trained_state(self.visual_model, state["visual_model"])
+        load_trained_state(self.text_model, state["text_model"])
         self.visual_optimizer.load_state_dict(state["visual_optimizer"])
         self.text_optimizer.load_state_dict(state["text_optimizer"])
         self.visual_classifier = state["visual_classifier"]
