@@ -23,6 +23,14 @@ namespace clipadapt::knn {
 
 constexpr int kCanonicalLanes = 32;
 
+// The canonical dot must be inlined into the CPU's vector clones (core/simd.h) to be compiled
+// for their instruction sets.
+#if defined(__CUDACC__)
+#define CLIPADAPT_HD_INLINE CLIPADAPT_HD
+#else
+#define CLIPADAPT_HD_INLINE inline __attribute__((always_inline))
+#endif
+
 // Element loaders: the float32 value of one stored element.
 struct Float32Elements {
   const float* data;
@@ -38,7 +46,7 @@ struct Float16Elements {
 };
 
 // The lane partial sums reduced in the canonical pairwise order (lanes[] is overwritten).
-CLIPADAPT_HD double reduce_lanes(double* lanes) {
+CLIPADAPT_HD_INLINE double reduce_lanes(double* lanes) {
   for (int offset = kCanonicalLanes / 2; offset >= 1; offset /= 2) {
     for (int lane = 0; lane < offset; ++lane) lanes[lane] += lanes[lane + offset];
   }
@@ -48,7 +56,7 @@ CLIPADAPT_HD double reduce_lanes(double* lanes) {
 // The canonical dot product of d elements of a and b (host form; the GPU form gives each
 // lane of a warp its stride and reduces with the same pairwise pattern).
 template <typename Elements>
-CLIPADAPT_HD double canonical_dot(Elements a, Elements b, int64_t d) {
+CLIPADAPT_HD_INLINE double canonical_dot(Elements a, Elements b, int64_t d) {
   double lanes[kCanonicalLanes] = {};
   int64_t start = 0;
   for (; start + kCanonicalLanes <= d; start += kCanonicalLanes) {

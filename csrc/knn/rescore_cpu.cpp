@@ -11,24 +11,21 @@
 #include "knn/topk_rules.h"
 
 namespace clipadapt::knn {
-namespace {
-
-template <typename Elements, typename Storage>
-double dot_of_rows(const Matrix& a, int64_t i, const Matrix& b, int64_t j) {
-  const int64_t d = a.cols;
-  return canonical_dot(Elements{a.as<const Storage>() + i * d}, Elements{b.as<const Storage>() + j * d}, d);
-}
-
-}  // namespace
-
 // Vector clones: the 32 lane sums of the canonical order are four AVX-512 (eight AVX2)
 // registers of doubles; the order, and so the result, is the same in every clone.
 CLIPADAPT_VECTOR_CLONES
 double canonical_row_dot(const Matrix& a, int64_t i, const Matrix& b, int64_t j) {
+  const int64_t d = a.cols;
   switch (a.dtype) {
-    case DType::BFloat16: return dot_of_rows<BFloat16Elements, uint16_t>(a, i, b, j);
-    case DType::Float16: return dot_of_rows<Float16Elements, uint16_t>(a, i, b, j);
-    default: return dot_of_rows<Float32Elements, float>(a, i, b, j);
+    case DType::BFloat16:
+      return canonical_dot(BFloat16Elements{a.as<const uint16_t>() + i * d},
+                           BFloat16Elements{b.as<const uint16_t>() + j * d}, d);
+    case DType::Float16:
+      return canonical_dot(Float16Elements{a.as<const uint16_t>() + i * d},
+                           Float16Elements{b.as<const uint16_t>() + j * d}, d);
+    default:
+      return canonical_dot(Float32Elements{a.as<const float>() + i * d}, Float32Elements{b.as<const float>() + j * d},
+                           d);
   }
 }
 
@@ -88,7 +85,7 @@ bool rescore_query(const RescoreTarget& t, const Candidate* list, int64_t width,
   return true;
 }
 
-int64_t initial_width(int64_t k, int64_t available) { return std::min(available, k + std::max<int64_t>(8, k / 8)); }
+int64_t initial_width(int64_t k, int64_t available) { return std::min(available, k + 2 + k / 32); }
 
 int64_t wider_width(int64_t width, int64_t available) { return std::min(available, 4 * width); }
 
