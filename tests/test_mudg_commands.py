@@ -3,6 +3,7 @@ message naming the option, instead of giving wrong images or wrong accuracies si
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -33,6 +34,15 @@ def model_options(tmp_path_factory):
     return ["--model", ARCHITECTURE, "--model-config", str(root / "model.json"), "--weights", str(root / "model.pt")]
 
 
+def refused(capsys, argv):
+    """The one-line error of a command that must refuse ``argv`` with exit code 2."""
+    capsys.readouterr()
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and "Traceback" not in error, error
+    return error
+
+
 def synthetic_corpus(path, count, seed, weights, **identity):
     rng = np.random.default_rng(seed)
     images, captions = rng.normal(size=(count, TINY["embed_dim"])), rng.normal(size=(count, TINY["embed_dim"]))
@@ -41,7 +51,7 @@ def synthetic_corpus(path, count, seed, weights, **identity):
                         model={"architecture": ARCHITECTURE, "weights": weights, **identity}, image_root=".")
 
 
-def test_retrieve_refuses_a_model_built_with_another_activation(model_options, tmp_path):
+def test_retrieve_refuses_a_model_built_with_another_activation(model_options, tmp_path, capsys):
     corpus = synthetic_corpus(tmp_path / "corpus", 40, 0, model_options[-1], activation="quickgelu")
     build_index(corpus, tmp_path / "index", n_clusters=4, progress=False)
     (tmp_path / "classnames.txt").write_text("red\nblue\n")
@@ -50,27 +60,42 @@ def test_retrieve_refuses_a_model_built_with_another_activation(model_options, t
                 "--classnames", str(tmp_path / "classnames.txt"), "--ranking", str(tmp_path / "ranking.txt"),
                 "--n-descriptors", "2", "--k", "8", "--nprobe", "2", "--k-sel", "4", "--threshold", "-1",
                 "--out", str(tmp_path / "sel"), *model_options]
-    with pytest.raises(SystemExit, match="--quick-gelu: the corpus was embedded with quickgelu, the model is built "
-                       "with gelu; pass --quick-gelu"):
-        main(retrieve)
+    assert "--quick-gelu: the corpus was embedded with quickgelu, the model is built with gelu; pass --quick-gelu" \
+        in refused(capsys, retrieve)
     assert main([*retrieve, "--quick-gelu"]) == 0
 
 
-def test_retrieve_refuses_an_index_of_another_corpus(model_options, tmp_path):
+@pytest.mark.parametrize("count", [60, 40])  # more rows (every index id is in range), or the same size
+def test_retrieve_refuses_an_index_of_another_corpus(model_options, tmp_path, capsys, count):
     weights = model_options[-1]
     built_from = synthetic_corpus(tmp_path / "corpus-a", 40, 0, weights)
     build_index(built_from, tmp_path / "index-a", n_clusters=4, progress=False)
-    other = synthetic_corpus(tmp_path / "corpus-b", 60, 1, weights)  # more rows: every index id is in its range
+    other = synthetic_corpus(tmp_path / "corpus-b", count, 1, weights)
     (tmp_path / "classnames.txt").write_text("red\nblue\n")
     save_ranking(tmp_path / "ranking.txt", DESCRIPTORS)
-    with pytest.raises(SystemExit, match="--index: was built from the corpus .*corpus-a"):
-        main(["mudg", "retrieve", "--corpus", str(other.path), "--index", str(tmp_path / "index-a"),
-              "--classnames", str(tmp_path / "classnames.txt"), "--ranking", str(tmp_path / "ranking.txt"),
-              "--n-descriptors", "2", "--k", "8", "--nprobe", "2", "--k-sel", "4", "--out", str(tmp_path / "sel"),
-              *model_options])
+    retrieve = ["mudg", "retrieve", "--index", str(tmp_path / "index-a"), "--classnames",
+                str(tmp_path / "classnames.txt"), "--ranking", str(tmp_path / "ranking.txt"), "--n-descriptors", "2",
+                "--k", "8", "--nprobe", "2", "--k-sel", "4", "--threshold", "-1", "--out", str(tmp_path / "sel"),
+                *model_options]
+    assert re.search("--index: was built from the corpus .*corpus-a .* whose content differs from --corpus "
+                     ".*corpus-b", refused(capsys, [*retrieve, "--corpus", str(other.path)]))
+    moved = (tmp_path / "corpus-a").rename(tmp_path / "moved")  # the same content elsewhere is that corpus
+    assert main([*retrieve, "--corpus", str(moved)]) == 0
 
 
-def test_train_refuses_a_test_set_with_the_classes_in_another_order(model_options, tmp_path):
+def test_retrieve_refuses_an_index_that_does_not_record_its_corpus(model_options, tmp_path, capsys):
+    corpus = synthetic_corpus(tmp_path / "corpus", 40, 0, model_options[-1])
+    build_index(corpus, tmp_path / "index", n_clusters=4, progress=False)
+    record = json.loads((tmp_path / "index" / "index.json").read_text())
+    del record["corpus"]["fingerprint"]  # as an index built before fingerprints were recorded
+    (tmp_path / "index" / "index.json").write_text(json.dumps(record))
+    (tmp_path / "classnames.txt").write_text("red\nblue\n")
+    assert "rebuild it (clipadapt mudg index --rebuild)" in refused(capsys, [
+        "mudg", "retrieve", "--corpus", str(corpus.path), "--index", str(tmp_path / "index"), "--classnames",
+        str(tmp_path / "classnames.txt"), "--out", str(tmp_path / "sel"), *model_options])
+
+
+def test_train_refuses_a_test_set_with_the_classes_in_another_order(model_options, tmp_path, capsys):
     classnames = ("red", "blue")  # an image folder labels its sorted folders: blue 0, red 1
     (tmp_path / "images").mkdir()
     for name in classnames:
@@ -82,17 +107,34 @@ def test_train_refuses_a_test_set_with_the_classes_in_another_order(model_option
               images=[str(tmp_path / "images" / f"{name}-{item}.png") for name in classnames for item in range(2)],
               captions=[""] * 4, parameters={"template": "a photo of a {}."}).write(tmp_path / "selection")
     save_ranking(tmp_path / "selection" / "descriptors-ranked.txt", DESCRIPTORS)
-    with pytest.raises(SystemExit, match=r"--test: its classes \['blue', 'red'\] are the selection's in another"):
-        main(["mudg", "train", "--selection", str(tmp_path / "selection"), "--test", str(tmp_path / "target"),
-              "--iterations", "1", "--batch-size", "2", "--n-descriptors", "2", "--vision-trainable-from", "0",
-              "--text-trainable-from", "0", "--out", str(tmp_path / "run"), *model_options])
+    assert "--test: its classes ['blue', 'red'] are the selection's in another" in refused(capsys, [
+        "mudg", "train", "--selection", str(tmp_path / "selection"), "--test", str(tmp_path / "target"),
+        "--iterations", "1", "--batch-size", "2", "--n-descriptors", "2", "--vision-trainable-from", "0",
+        "--text-trainable-from", "0", "--out", str(tmp_path / "run"), *model_options])
 
 
-def test_index_with_other_settings_is_refused_unless_rebuilt(model_options, tmp_path):
+def test_index_with_other_settings_is_refused_unless_rebuilt(model_options, tmp_path, capsys):
     corpus = synthetic_corpus(tmp_path / "corpus", 40, 0, model_options[-1])
     index = ["mudg", "index", "--corpus", str(corpus.path), "--out", str(tmp_path / "index")]
     assert main([*index, "--clusters", "4"]) == 0
-    with pytest.raises(SystemExit, match="clipadapt mudg: error: .*--rebuild"):
-        main([*index, "--clusters", "5"])
+    assert re.match("clipadapt mudg: error: .*--rebuild", refused(capsys, [*index, "--clusters", "5"]))
     assert main([*index, "--clusters", "5", "--rebuild"]) == 0
     assert json.loads((tmp_path / "index" / "index.json").read_text())["parameters"]["n_clusters"] == 5
+
+
+def test_damaged_files_are_reported_in_one_line(model_options, tmp_path, capsys):
+    corpus = synthetic_corpus(tmp_path / "corpus", 40, 0, model_options[-1])
+    build_index(corpus, tmp_path / "index", n_clusters=4, progress=False)
+    (tmp_path / "classnames.txt").write_text("red\nblue\n")
+    retrieve = ["mudg", "retrieve", "--corpus", str(corpus.path), "--index", str(tmp_path / "index"), "--classnames",
+                str(tmp_path / "classnames.txt"), "--out", str(tmp_path / "sel"), *model_options]
+    ivf = tmp_path / "index" / "ivf.npz"
+    ivf.write_bytes(ivf.read_bytes()[:ivf.stat().st_size // 2])
+    assert re.search(r"ivf.npz: cannot be read as a saved IVFIndex .*clipadapt mudg index --rebuild",
+                     refused(capsys, retrieve))
+    shard = tmp_path / "corpus" / "captions-00000.npy"
+    shard.write_bytes(shard.read_bytes()[:-64])
+    assert re.search(r"captions-00000.npy: cannot be read as a .npy array .*clipadapt mudg corpus --rebuild",
+                     refused(capsys, ["mudg", "index", "--corpus", str(corpus.path), "--out", str(tmp_path / "i2")]))
+    (tmp_path / "corpus" / "corpus.json").write_text('{"format": "clipadapt-mudg-corpus", "count": ')
+    assert re.search(r"corpus.json: is not valid JSON .*clipadapt mudg corpus --rebuild", refused(capsys, retrieve))

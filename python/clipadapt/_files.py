@@ -58,9 +58,10 @@ def read_json(path: Path, fix: str) -> Any:
 
 
 @contextmanager
-def exclusive_directory(path: Path) -> Iterator[Path]:
+def exclusive_directory(path: Path, *, name: str | None = None) -> Iterator[Path]:
     """Create the directory ``path`` if needed and hold it for the block: a second process (or
     a second call in this one) asking for it meanwhile gets :class:`DirectoryInUseError` at once.
+    Errors name ``path``, after ``name`` (e.g. the option that gave it) when given.
 
     Two runs writing one directory would replace each other's ``.partial`` files and records.
     The lock is an ``flock`` on ``path/.clipadapt.lock``: the system releases it when the
@@ -68,16 +69,21 @@ def exclusive_directory(path: Path) -> Iterator[Path]:
     itself stays (removing it could let a third run lock a fresh file while the second holds
     the old one).
     """
+    label = f"{name} {path}" if name else str(path)
     if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"{path}: is a file, not a directory; give the path of a directory (it is created "
+        raise NotADirectoryError(f"{label}: is a file, not a directory; give the path of a directory (it is created "
                                  "if missing)")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"{label}: cannot be created ({error.strerror}); give a directory path whose parents are "
+                      "directories you can write to") from error
     descriptor = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DirectoryInUseError(f"{path}: is in use by another clipadapt run (it holds {path / LOCK_FILE}); "
+            raise DirectoryInUseError(f"{label}: is in use by another clipadapt run (it holds {path / LOCK_FILE}); "
                                       "wait for that run to finish or choose another directory") from None
         yield path
     finally:

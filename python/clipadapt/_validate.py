@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,14 @@ def real(value: Any, name: str, *, above: float | None = None, at_least: float |
             or (at_least is not None and not number >= at_least) or (below is not None and not number < below)):
         raise ValueError(f"{name}: must be {wanted}, got {number!r}")
     return number
+
+
+def device(value: Any, name: str) -> str:
+    """``value`` when it names a device the torch-side code runs on: ``"cpu"``, ``"cuda"`` or
+    ``"cuda:N"`` (whether that device exists is the caller's question)."""
+    if not isinstance(value, str) or not (value == "cpu" or re.fullmatch(r"cuda(:\d+)?", value)):
+        raise ValueError(f"{name}: unknown device {value!r}; use cpu, cuda or cuda:N (N a device number)")
+    return value
 
 
 def _shown(value: Any) -> str:

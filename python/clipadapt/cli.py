@@ -6,8 +6,11 @@ import itertools
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from clipadapt import _validate
+from clipadapt._files import exclusive_directory
 from clipadapt.device import cuda_available, device_summary
 from clipadapt.commands.mudg import add_mudg_parser
 from clipadapt.commands.reclip import add_reclip_parser
@@ -43,12 +46,41 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_method(args: argparse.Namespace) -> int:
-    """A method command; bad input (the library's argument errors) ends it with the message
-    instead of a traceback."""
+    """A method command, holding its ``--out`` directory (a second run on it is refused).
+
+    Bad input ends it with one line on stderr, as argparse's error line, and exit code 2; no
+    traceback. Bad input is an option the command refuses (it raises ``SystemExit`` with the
+    message), an argument error of the library, or a file that cannot be read or written.
+    """
     try:
-        return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, MemoryError) as error:
-        raise SystemExit(f"clipadapt {args.command}: error: {error}") from error
+        _check_device_option(args.device)
+        with exclusive_directory(Path(args.out), name="--out"):
+            return args.run(args)
+    except SystemExit as refusal:
+        if not isinstance(refusal.code, str):
+            raise
+        message = refusal.code
+    except (ValueError, TypeError, OSError, MemoryError) as error:
+        message = str(error)
+    print(f"clipadapt {args.command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _check_device_option(device: str) -> None:
+    """``--device`` names the CPU or a CUDA device that torch can use (``cuda`` is ``cuda:0``)."""
+    _validate.device(device, "--device")
+    if device == "cpu":
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    number = int(device.partition(":")[2] or 0)
+    if count == 0:
+        raise ValueError(f"--device {device}: torch sees no usable CUDA device (no GPU, no driver, or a CPU-only "
+                         "torch build); use --device cpu")
+    if number >= count:
+        raise ValueError(f"--device {device}: torch sees {count} CUDA device(s), cuda:0 to cuda:{count - 1}; pick "
+                         "one of them")
 
 
 def _add_bench_parser(commands: argparse._SubParsersAction) -> dict[str, argparse.ArgumentParser]:
@@ -308,6 +340,8 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser, grid: d
     when a method failed, else 0."""
     try:
         device = _bench_device(args.device)
+        combinations = [dict(zip(grid, combination)) for combination in itertools.product(*grid.values())]
+        json_paths = _json_paths(args.json, [{"device": device, **values, **fixed} for values in combinations])
     except ValueError as error:
         return _usage_error(parser, str(error))
     for name, values in grid.items():
@@ -315,14 +349,38 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser, grid: d
             return _usage_error(parser, f"--json: with several --{name} values the path needs a {{{name}}} "
                                 "placeholder")
     failed = False
-    for combination in itertools.product(*grid.values()):
-        values = dict(zip(grid, combination))
+    for values, json_path in zip(combinations, json_paths):
         try:
-            result = run(device=device, json_path=args.json.format(device=device, **values, **fixed), **values)
+            result = run(device=device, json_path=json_path, **values)
         except ValueError as error:
             return _usage_error(parser, str(error))
         failed |= _any_failed(result)
     return 1 if failed else 0
+
+
+def _json_paths(pattern: str, fields: list[dict[str, Any]]) -> list[str]:
+    """``--json`` filled in with each of ``fields``, checked before any benchmark runs (the
+    file is written at the end of a run that may take long).
+
+    Raises:
+        ValueError: the pattern is malformed or names another placeholder, or a path is a
+            directory or lies under a file.
+    """
+    names = ", ".join(f"{{{name}}}" for name in fields[0])
+    try:
+        paths = [pattern.format(**values) for values in fields]
+    except KeyError as error:
+        raise ValueError(f"--json: {pattern!r} has the placeholder {{{error.args[0]}}}; use {names} (a literal "
+                         "brace as {{ or }})") from None
+    except (ValueError, IndexError, AttributeError) as error:
+        raise ValueError(f"--json: {pattern!r} is not a valid pattern ({error}); use the placeholders {names} and "
+                         "write a literal brace as {{ or }}") from None
+    for path in map(Path, paths):
+        blocking = next((parent for parent in path.parents if parent.is_file()), None)
+        if path.is_dir() or blocking is not None:
+            reason = "is a directory" if path.is_dir() else f"lies under the file {blocking}"
+            raise ValueError(f"--json: {path} {reason}; give the path of a file to write")
+    return paths
 
 
 def _any_failed(result: dict[str, Any]) -> bool:
@@ -343,8 +401,7 @@ def _bench_device(requested: str | None) -> str:
 
 
 def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
-    """Report a bad argument the way argparse does, but return exit code 2 instead of exiting."""
-    parser.print_usage(sys.stderr)
+    """Report a bad argument in one line, as argparse's error line, and return exit code 2."""
     print(f"{parser.prog}: error: {message}", file=sys.stderr)
     return 2
 

@@ -204,16 +204,19 @@ def run_train(args: argparse.Namespace) -> int:
     """Fine-tune on the selection, evaluate on ``--test``; print the summary."""
     from clipadapt.clip.data import load_target
     from clipadapt.mudg.augment import load_ranking
-    from clipadapt.mudg.retrieve import SelectedImages
+    from clipadapt.mudg.retrieve import SelectedImages, load_selection
     from clipadapt.mudg.train import MUDG, MUDGConfig, training_transform
 
     _start("train")
     selection_dir = Path(args.selection)
-    summary = json.loads((selection_dir / "selection.json").read_text())
+    selection = load_selection(selection_dir)
+    template = args.template or selection.parameters.get("template")
+    if template is None:
+        raise SystemExit(f"--template: {selection_dir} records no template; give one")
     clip = load_model_from_arguments(args, device=args.device)
     train_set = SelectedImages(selection_dir / "selection.csv", transform=training_transform(
         clip.preprocess, horizontal_flip=args.flip, crop_scale=tuple(args.crop_scale)))
-    classnames = summary["classnames"]
+    classnames = list(selection.classnames)
     test_set = None
     if args.test:
         test_set = load_target(args.test, root=args.root, transform=clip.preprocess)
@@ -222,7 +225,6 @@ def run_train(args: argparse.Namespace) -> int:
                         n_descriptors=args.n_descriptors, vision_trainable_from=args.vision_trainable_from,
                         text_trainable_from=args.text_trainable_from, amp=args.amp, seed=args.seed,
                         device=args.device, num_workers=args.workers)
-    template = args.template or summary["parameters"]["template"]
     result = MUDG(clip, classnames, template, load_ranking(selection_dir / RANKING_FILE), config).fit(
         train_set, test_set, out_dir=args.out, resume=args.resume)
     print(json.dumps({key: result[key] for key in ("zero_shot_accuracy", "final_accuracy")}, indent=2))
@@ -260,18 +262,18 @@ def _check_corpus_model(corpus: Any, clip: Any) -> None:
 
 
 def _check_index_corpus(index: Any, corpus: Any) -> None:
-    """The index's ids are row numbers of the corpus it was built from: another corpus would
-    give other images (or ids out of its range)."""
+    """The index's ids are row numbers of the corpus it was built from: another corpus, even of
+    the same size, dimension and model, would give other images (or ids out of its range)."""
+    if index.matches_corpus(corpus):
+        return
     built_from = index.info["corpus"]
-    if (built_from["count"], built_from["dim"], built_from["model"]) != (corpus.count, corpus.dim, corpus.model):
-        raise SystemExit(f"--index: was built from the corpus {built_from['path']} ({built_from['count']} items, "
-                         f"dimension {built_from['dim']}, {built_from['model']}), not --corpus {corpus.path} "
-                         f"({corpus.count} items, dimension {corpus.dim}, {corpus.model}); give the corpus the index "
-                         "was built from")
-    if Path(built_from["path"]) != corpus.path.resolve():
-        logging.getLogger(__name__).warning(
-            "--index: was built from the corpus %s, not %s; if that is not the same corpus moved, the retrieved "
-            "ids name the wrong images", built_from["path"], corpus.path.resolve())
+    if "fingerprint" not in built_from:
+        raise SystemExit(f"--index: was built before indexes recorded the content of their corpus, so it cannot be "
+                         f"checked against --corpus {corpus.path}; rebuild it (clipadapt mudg index --rebuild)")
+    raise SystemExit(f"--index: was built from the corpus {built_from['path']} ({built_from['count']} items, "
+                     f"dimension {built_from['dim']}, {built_from['model']}), whose content differs from --corpus "
+                     f"{corpus.path} ({corpus.count} items, dimension {corpus.dim}, {corpus.model}); give the corpus "
+                     "the index was built from, or build an index of this one (clipadapt mudg index)")
 
 
 def _check_test_classes(test_set: Any, classnames: list[str]) -> None:

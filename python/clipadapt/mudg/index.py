@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 Clustering = Literal["paired", "standard"]
 CLUSTERINGS = ("paired", "standard")
-DEVICES = ("cpu", "cuda")
 FORMAT, VERSION = "clipadapt-mudg-index", 1
 INDEX_FILE, PAIRING_FILE, CENTROIDS_FILE, IVF_FILE = "index.json", "pairing.npy", "centroids.npy", "ivf.npz"
 # The official index has 131072 lists for 20M pairs: about 150 rows per list.
@@ -83,12 +82,12 @@ def nearest_images(corpus_or_arrays: SourceCorpus | tuple[Any, Any], *,
         corpus_or_arrays: a :class:`SourceCorpus`, or ``(images [n, D], captions [m, D])``
             host arrays of one float dtype.
         caption_chunk_rows: captions compared per step.
-        device: ``"cpu"``, or ``"cuda"`` (blocks are copied to torch CUDA tensors).
+        device: ``"cpu"``, or ``"cuda"`` / ``"cuda:N"`` (blocks are copied to torch CUDA tensors there).
 
     Returns:
         int64 [m]: the nearest image's global id for each caption.
     """
-    _check_device(device)
+    _validate.device(device, "device")
     _validate.integer(caption_chunk_rows, "caption_chunk_rows", minimum=1)
     image_blocks, caption_blocks = _blocks(corpus_or_arrays)
     chunks = [(start + offset, captions[offset:offset + caption_chunk_rows])
@@ -139,11 +138,6 @@ def _on_device(rows: np.ndarray, device: str) -> Any:
     import torch
 
     return torch.from_numpy(np.array(rows)).to(device)  # np.array: a writable host copy of a memory map
-
-
-def _check_device(device: str) -> None:
-    if device not in DEVICES:
-        raise ValueError(f"device: unknown device {device!r}; use one of {', '.join(DEVICES)}")
 
 
 class MudgIndex:
@@ -228,8 +222,8 @@ def build_index(corpus: SourceCorpus | str | os.PathLike, out_dir: str | os.Path
         clustering: ``"paired"`` (centroids in caption space, the MUDG index) or ``"standard"``
             (spherical k-means on the images, the baseline).
         seed: seeds the initial centroids.
-        device: ``"cpu"`` or ``"cuda"`` for the pairing, k-means and assignment (the index is
-            kept on the host).
+        device: ``"cpu"``, or ``"cuda"`` / ``"cuda:N"`` for the pairing, k-means and assignment
+            (the index is kept on the host).
         caption_chunk_rows: see :func:`nearest_images`.
         resume: keep the stages a previous build with the same corpus and parameters finished;
             ``False`` rebuilds from scratch.
@@ -258,7 +252,7 @@ def build_index(corpus: SourceCorpus | str | os.PathLike, out_dir: str | os.Path
 
 
 def _check_build(corpus: SourceCorpus, n_clusters: Any, n_iter: Any, clustering: str, device: str) -> None:
-    _check_device(device)
+    _validate.device(device, "device")
     if clustering not in CLUSTERINGS:
         raise ValueError(f"clustering: unknown clustering {clustering!r}; use one of {', '.join(CLUSTERINGS)}")
     _validate.integer(n_clusters, "n_clusters", minimum=1)

@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from clipadapt import _validate
+from clipadapt._files import read_json
 from clipadapt.kmeans import kmeans
 from clipadapt.mudg.augment import (Encoder, _check_classnames, _check_ranked, as_numpy,
                                     augmented_prompt, check_template, encode_normalized)
@@ -308,7 +309,10 @@ def load_selection(path: str | os.PathLike) -> Selection:
     for file in (csv_path, json_path):
         if not file.is_file():
             raise FileNotFoundError(f"path: {file} is missing; give the folder Selection.write() wrote")
-    summary = json.loads(json_path.read_text(encoding="utf-8"))
+    summary = read_json(json_path, "write the selection again (clipadapt mudg retrieve)")
+    if not (isinstance(summary, dict) and isinstance(summary.get("classnames"), list)):
+        raise ValueError(f"path: {json_path} holds no list of classnames; write the selection again (clipadapt mudg "
+                         "retrieve)")
     with open(csv_path, newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
         if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
