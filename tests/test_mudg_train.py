@@ -371,8 +371,8 @@ def test_bad_inputs(tiny_clip, caplog):
         with pytest.raises(ValueError, match=field):
             MUDG(tiny_clip, CLASSES, TEMPLATE, DESCRIPTORS, config(**{field: value}))
     with pytest.raises(TypeError, match="standard CLIP"):
-        MUDG(type(tiny_clip)(torch.nn.Linear(2, 2), None, tiny_clip.tokenizer, "x", "random"), CLASSES, TEMPLATE,
-             DESCRIPTORS, config())
+        not_clip = type(tiny_clip)(torch.nn.Linear(2, 2), None, tiny_clip.tokenizer, "x", "random", "gelu")
+        MUDG(not_clip, CLASSES, TEMPLATE, DESCRIPTORS, config())
     mudg = trainer(tiny_clip, iterations=1)
     with pytest.raises(ValueError, match="train_set: is empty"):
         mudg.fit(torch.utils.data.TensorDataset(torch.zeros(0, 3, 16, 16), torch.zeros(0)), progress=False)

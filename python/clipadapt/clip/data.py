@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from clipadapt._files import atomic_open
 from clipadapt.clip import datasets
 from clipadapt.clip._torchvision import import_torchvision
+from clipadapt.clip.amp import autocast, effective_amp
 from clipadapt.clip.models import ClipModel
 
 log = logging.getLogger(__name__)
@@ -114,22 +115,27 @@ def weights_fingerprint(model: ClipModel) -> str:
     return model.weights
 
 
-def cache_path(cache_dir: str | os.PathLike, model: ClipModel, dataset_id: str, size: int) -> Path:
+def cache_path(cache_dir: str | os.PathLike, model: ClipModel, dataset_id: str, size: int,
+               amp: str | None = None) -> Path:
+    """The cache file of a dataset's features: named by a hash of everything they depend on
+    (``amp``: the autocast dtype the forwards ran in, None for float32)."""
     key = json.dumps({**model.identity(), "weights": weights_fingerprint(model), "dataset": dataset_id, "size": size,
-                      "preprocess": repr(model.preprocess)}, sort_keys=True)
+                      "preprocess": repr(model.preprocess), "amp": amp}, sort_keys=True)
     return Path(cache_dir) / f"features-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
 
 
 @torch.no_grad()
 def image_features(model: ClipModel, dataset: Any, *, dataset_id: str, batch_size: int = 64, device: str = "cpu",
-                   cache_dir: str | os.PathLike | None = None, num_workers: int = 0,
+                   cache_dir: str | os.PathLike | None = None, num_workers: int = 0, amp: str | None = None,
                    progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised image features float32 [N, D] and labels int64 [N] of a dataset, in order.
 
-    With ``cache_dir`` they are stored under a key of the model's identity (architecture,
-    weights, activation), dataset id, size and preprocessing, and read back instead of recomputed.
+    ``amp`` ("fp16", "bf16") autocasts the forwards on CUDA (:mod:`clipadapt.clip.amp`). With
+    ``cache_dir`` they are stored under a key of the model's identity (architecture, weights,
+    activation), dataset id, size, preprocessing and precision, and read back instead of recomputed.
     """
-    cached = cache_path(cache_dir, model, dataset_id, len(dataset)) if cache_dir is not None else None
+    applied_amp = effective_amp(amp, device)
+    cached = cache_path(cache_dir, model, dataset_id, len(dataset), applied_amp) if cache_dir is not None else None
     if cached is not None and cached.is_file():
         log.info("image features: read %s", cached)
         with np.load(cached) as stored:
@@ -137,7 +143,8 @@ def image_features(model: ClipModel, dataset: Any, *, dataset_id: str, batch_siz
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     features, labels = [], []
     for images, targets in tqdm(loader, desc=f"features {dataset_id}", disable=not progress):
-        encoded = model.model.encode_image(images.to(device))
+        with autocast(applied_amp, device):
+            encoded = model.model.encode_image(images.to(device))
         features.append(torch.nn.functional.normalize(encoded.float(), dim=1).cpu())
         labels.append(torch.as_tensor(targets, dtype=torch.int64))
     features_all, labels_all = torch.cat(features), torch.cat(labels)

@@ -9,7 +9,6 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from clipadapt.clip._torchvision import import_torchvision
+from clipadapt.clip.amp import autocast
 from clipadapt.clip.models import ClipModel
 from clipadapt.clip.runs import save_checkpoint
 from clipadapt.mudg.augment import augmented_prompt
@@ -50,8 +50,8 @@ class MUDGConfig:
     ``official_eval_commas`` evaluates them as the official evaluation tokenises them (the
     two commas as two tokens, where training has CLIP's single ",," token); False evaluates
     the training prompts.
-    ``amp`` ("fp16" with a GradScaler, as the official runs, or "bf16") applies on CUDA only; CPU
-    runs are float32. ``checkpoint_every`` (iterations) also checkpoints at the end;
+    ``amp`` "fp16" (default: autocast with a GradScaler, as the official runs), "bf16" or None
+    (float32) applies on CUDA only; CPU runs are float32. ``checkpoint_every`` (iterations) also checkpoints at the end;
     ``eval_every=None`` evaluates the test set only before training and at the end.
     """
 
@@ -71,7 +71,7 @@ class MUDGConfig:
     context: str = "a photo of"
     double_comma: bool = True
     official_eval_commas: bool = True
-    amp: Literal["fp16", "bf16"] | None = None
+    amp: Literal["fp16", "bf16"] | None = "fp16"
     checkpoint_every: int = 50
     eval_every: int | None = None
     seed: int = 0
@@ -407,9 +407,7 @@ class MUDG:
         return str(self.config.device).startswith("cuda")
 
     def _autocast(self) -> Any:
-        if self.config.amp is None or not self._on_cuda():
-            return nullcontext()
-        return torch.autocast("cuda", dtype=torch.float16 if self.config.amp == "fp16" else torch.bfloat16)
+        return autocast(self.config.amp, self.config.device)
 
     # ---- evaluation (always the EMA model) ---------------------------------------------------
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -14,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from clipadapt.clip.amp import autocast
 from clipadapt.clip.data import image_features
 from clipadapt.clip.models import ClipModel
 from clipadapt.clip.runs import save_checkpoint
@@ -29,17 +29,22 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ReCLIPConfig:
-    """Hyper-parameters; the defaults are the released configuration (reclip.md §4).
+    """Hyper-parameters; the defaults are the released configuration.
 
-    ``epochs=None`` applies the rule min(100, int(N/5000 + 2)); ``cut_dim=None`` applies 768, or
-    250 above 500 classes. ``visual_loss`` "released" keeps the released code's extra 1/B in the
-    V loss ("mean" removes it); ``empty_centroid`` "nan" is the released behaviour for a class no
-    node is predicted as ("text" keeps its text embedding). ``synonym_prompt`` "released" formats
-    ReCLIP-T's single-template prompt of a class given by synonyms with the Python list, as the
-    released code does (FER2013: "a photo of a ['happy', 'smiling'] looking face."); "first" uses
-    its first synonym. ``amp`` ("fp16"/"bf16") autocasts
-    the forwards on a GPU. ``feature_cache`` is a directory where the frozen visual encoder's
-    features (the T branch's, identical in every epoch) are cached across runs.
+    ``epochs=None`` applies the rule min(100, int(N/5000 + 2)). ``cut_dim=None`` applies 768, or
+    250 above 500 classes: the released code runs with 768 for every dataset, and a comment there
+    gives 250 for datasets with more than 500 classes, which we take to be how its ImageNet results
+    were made (pass ``cut_dim=768`` for the runnable default everywhere). ``k`` is the label
+    propagation's neighbours (20). ``visual_loss`` "released" keeps the released code's extra 1/B
+    in the V loss ("mean" removes it); ``empty_centroid`` "nan" is the released behaviour for a
+    class no node is predicted as ("text" keeps its text embedding). ``synonym_prompt``
+    "released" formats ReCLIP-T's single-template prompt of a class given by synonyms with the
+    Python list, as the released code does (FER2013: "a photo of a ['happy', 'smiling'] looking
+    face."); "first" uses its first synonym. ``amp`` "fp16" (default) autocasts the forwards on a
+    GPU, as near as autocast comes to the released run's float16 model (float16 matmuls,
+    LayerNorms in float32); ``None`` runs in float32, "bf16" in bfloat16; CPU runs are float32.
+    ``feature_cache`` is a directory where the frozen visual encoder's features (the T branch's,
+    identical in every epoch) are cached across runs.
     """
 
     epochs: int | None = None
@@ -56,7 +61,7 @@ class ReCLIPConfig:
     visual_loss: Literal["released", "mean"] = "released"
     empty_centroid: Literal["nan", "text"] = "nan"
     synonym_prompt: Literal["released", "first"] = "released"
-    amp: Literal["fp16", "bf16"] | None = None
+    amp: Literal["fp16", "bf16"] | None = "fp16"
     feature_cache: str | None = None
     seed: int = 0
     device: str = "cpu"
@@ -121,6 +126,7 @@ class ReCLIP:
         """Adapt on ``dataset`` and return the result (also written to ``out_dir/result.json``).
         ``dataset_id`` names the dataset in the feature cache key."""
         cfg = self.config
+        self._check_neighbours(len(dataset))
         torch.manual_seed(cfg.seed)
         self._setup()
         epochs = cfg.epochs if cfg.epochs is not None else epoch_count(len(dataset))
@@ -156,6 +162,14 @@ class ReCLIP:
 
     # ---- set-up ------------------------------------------------------------------------
 
+    def _check_neighbours(self, n_images: int) -> None:
+        """Before any work: the graph's nodes (one per class and per image) must outnumber k."""
+        nodes = len(self.classnames) + n_images
+        if not 1 <= self.config.k < nodes:
+            raise ValueError(f"config.k: the label-propagation graph has {nodes} nodes ({len(self.classnames)} classes "
+                             f"+ {n_images} images), so k must lie in [1, {nodes - 1}], got {self.config.k}; lower it "
+                             "(clipadapt reclip --k)")
+
     def _setup(self) -> None:
         cfg, model = self.config, self.clip.model.to(self.config.device)
         self.visual_model, visual_parameters = visual_branch(model)
@@ -181,10 +195,7 @@ class ReCLIP:
                                            generator=generator, num_workers=self.config.num_workers)
 
     def _autocast(self) -> Any:
-        amp = self.config.amp
-        if amp is None or not self.config.device.startswith("cuda"):
-            return nullcontext()
-        return torch.autocast("cuda", dtype=torch.float16 if amp == "fp16" else torch.bfloat16)
+        return autocast(self.config.amp, self.config.device)
 
     # ---- evaluation and pseudo labels ----------------------------------------------------
 
@@ -193,10 +204,9 @@ class ReCLIP:
         """Images through the original (frozen) visual encoder: the T branch's features, the
         same in every epoch, computed once (and cached on disk with ``feature_cache``)."""
         cfg = self.config
-        with self._autocast():
-            features, labels = image_features(self.clip, dataset, dataset_id=dataset_id, batch_size=cfg.batch_size,
-                                              device=cfg.device, cache_dir=cfg.feature_cache if cache else None,
-                                              num_workers=cfg.num_workers, progress=progress)
+        features, labels = image_features(self.clip, dataset, dataset_id=dataset_id, batch_size=cfg.batch_size,
+                                          device=cfg.device, cache_dir=cfg.feature_cache if cache else None,
+                                          num_workers=cfg.num_workers, amp=cfg.amp, progress=progress)
         return features.to(cfg.device), labels.to(cfg.device)
 
     @torch.no_grad()
@@ -270,7 +280,8 @@ class ReCLIP:
         best = max(self.history, key=lambda r: r.accuracy_combined, default=None)
         return {
             "method": "ReCLIP", **self.clip.identity(),
-            "classes": len(self.classnames), "epochs": epochs, "config": asdict(self.config), "cut_dim": self.cut_dim,
+            "classes": len(self.classnames), "classnames": self.classnames, "templates": self.templates,
+            "epochs": epochs, "config": asdict(self.config), "cut_dim": self.cut_dim,
             "zero_shot_accuracy": self.history[0].accuracy_combined if self.history else None,
             "best_epoch_accuracy": best.accuracy_combined if best else None,  # released: selected with test labels
             "best_epoch": best.epoch if best else None,
