@@ -38,19 +38,6 @@ def amp_from_arguments(args: argparse.Namespace) -> str | None:
     return None if args.amp == "off" else args.amp
 
 
-def add_amp_argument(parser: argparse.ArgumentParser, *, released: str) -> None:
-    """Add ``--amp fp16|bf16|off``: the precision of the forwards on a CUDA device (``released``
-    says how the released code ran); read it back with :func:`amp_from_arguments`."""
-    parser.add_argument("--amp", choices=("fp16", "bf16", "off"), default="fp16",
-                        help=f"autocast on a CUDA device; fp16 is nearest to the released runs ({released}); off: "
-                        "float32. CPU runs are float32")
-
-
-def amp_from_arguments(args: argparse.Namespace) -> str | None:
-    """The ``amp`` of a trainer config from ``--amp`` (None for off)."""
-    return None if args.amp == "off" else args.amp
-
-
 def load_model_from_arguments(args: argparse.Namespace, *, device: str = "cpu") -> Any:
     """The :class:`clipadapt.clip.ClipModel` that the :func:`add_model_arguments` options describe."""
     from clipadapt.clip import load_clip, register_model_config
