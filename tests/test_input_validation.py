@@ -201,3 +201,34 @@ def test_mudg_settings_are_checked_like_the_primitives(call, error, message):
 def test_mudg_settings_accept_numpy_integers():
     np.testing.assert_array_equal(select_per_class(X, np.zeros(30, np.int64), np.int64(4), seed=np.int32(1)),
                                   select_per_class(X, np.zeros(30, np.int64), 4, seed=1))
+
+
+ODD_ARRAYS = {"no rows": X[:0], "no columns": X[:, :0], "1-D": X[0], "3-D": X[None], "strided": X[::2, ::2],
+              "Fortran order": np.asfortranarray(X), "bool": X > 0, "nested list": X.tolist(), "None": None,
+              "float64": X.astype(np.float64), "strided tensor": torch.from_numpy(X)[:, ::2]}
+EVERY_ARRAY_ARGUMENT = {
+    "knn queries": lambda v: clipadapt.knn(v, X, 2), "knn database": lambda v: clipadapt.knn(X, v, 2),
+    "knn_graph": lambda v: clipadapt.knn_graph(v, 2), "assign x": lambda v: clipadapt.assign(v, X[:3]),
+    "assign centroids": lambda v: clipadapt.assign(X, v), "kmeans": lambda v: clipadapt.kmeans(v, 2, n_iter=1),
+    "kmeans init": lambda v: clipadapt.kmeans(X, 2, init=v, n_iter=1),
+    "paired_kmeans update_x": lambda v: clipadapt.paired_kmeans(X, v, 2, n_iter=1),
+    "IVFIndex centroids": lambda v: clipadapt.IVFIndex(v).add(X).search(X, 2, 1),
+    "IVFIndex.add": lambda v: clipadapt.IVFIndex(X[:3]).add(v),
+    "IVFIndex.search": lambda v: clipadapt.IVFIndex(X[:3]).add(X).search(v, 2, 1),
+    "label_propagation features": lambda v: clipadapt.label_propagation(v, LABELS, k=3),
+    "label_propagation labels": lambda v: clipadapt.label_propagation(X, v, k=3),
+    "spmm X": lambda v: clipadapt.spmm(csr(), v),
+    "conjugate_gradient Y": lambda v: clipadapt.conjugate_gradient(csr(), v),
+    "S.indptr": lambda v: clipadapt.spmm(csr(indptr=v), np.eye(2)),
+    "S.values": lambda v: clipadapt.spmm(csr(values=v), np.eye(2)),
+}
+
+
+@pytest.mark.parametrize("argument", EVERY_ARRAY_ARGUMENT)
+def test_odd_arrays_never_reach_the_kernels_unchecked(argument):
+    for name, value in ODD_ARRAYS.items():
+        try:
+            EVERY_ARRAY_ARGUMENT[argument](value)
+        except (ValueError, TypeError) as error:
+            assert not any(internal in str(error) for internal in ("Python layer", "DLPack", "must be 2-D")), \
+                f"{argument} given {name}: {error}"

@@ -186,7 +186,7 @@ def empty(like: Array, shape: tuple[int, ...], dtype: str) -> Any:
 def check_finite(array: Array, name: str, stream: int, *, skippable: bool = True) -> None:
     """ValueError when the 2-D ``array`` holds a NaN or an Inf; ``skippable``: the caller has a
     ``check_finite`` argument, which the message then mentions."""
-    if _core.has_nonfinite(capsule(array.value, stream), stream):
+    if 0 not in array.shape and _core.has_nonfinite(capsule(array.value, stream), stream):
         raise ValueError(f"{name}: contains NaN or Inf; clean the input (e.g. drop or impute those rows)"
                          + (" or pass check_finite=False to skip this check" if skippable else ""))
 

@@ -313,6 +313,8 @@ def label_propagation(features: Any, labels: Any, *, k: int = 20, alpha: float =
     _choice(precision, "precision", _PRECISIONS)
     _solver_settings(alpha, max_iter, tol)
     x = _native.as_input(features, "features")
+    if 0 in x.shape:
+        raise ValueError(f"features: empty array of shape {x.shape}; need at least one row and one column")
     seeds = _seed_matrix(labels, x, precision, n_classes)
     _native.check_finite(x, "features", _native.current_stream(x))
     graph = knn_graph(x.value, k, metric="cosine", check_finite=False)
