@@ -92,7 +92,7 @@ def test_retrieve_refuses_an_index_that_does_not_record_its_corpus(model_options
     (tmp_path / "classnames.txt").write_text("red\nblue\n")
     assert "rebuild it (clipadapt mudg index --rebuild)" in refused(capsys, [
         "mudg", "retrieve", "--corpus", str(corpus.path), "--index", str(tmp_path / "index"), "--classnames",
-        str(tmp_path / "classnames.txt"), "--out", str(tmp_path / "sel"), *model_options])
+        str(tmp_path / "classnames.txt"), "--nprobe", "2", "--out", str(tmp_path / "sel"), *model_options])
 
 
 def test_train_refuses_a_test_set_with_the_classes_in_another_order(model_options, tmp_path, capsys):
@@ -127,7 +127,7 @@ def test_damaged_files_are_reported_in_one_line(model_options, tmp_path, capsys)
     build_index(corpus, tmp_path / "index", n_clusters=4, progress=False)
     (tmp_path / "classnames.txt").write_text("red\nblue\n")
     retrieve = ["mudg", "retrieve", "--corpus", str(corpus.path), "--index", str(tmp_path / "index"), "--classnames",
-                str(tmp_path / "classnames.txt"), "--out", str(tmp_path / "sel"), *model_options]
+                str(tmp_path / "classnames.txt"), "--nprobe", "2", "--out", str(tmp_path / "sel"), *model_options]
     ivf = tmp_path / "index" / "ivf.npz"
     ivf.write_bytes(ivf.read_bytes()[:ivf.stat().st_size // 2])
     assert re.search(r"ivf.npz: cannot be read as a saved IVFIndex .*clipadapt mudg index --rebuild",
