@@ -71,6 +71,7 @@ py::list cuda_devices_as_dicts() {
     entry["multiprocessors"] = info.multiprocessors;
     entry["total_memory_bytes"] = info.total_memory_bytes;
     entry["shared_memory_per_block_optin"] = info.shared_memory_per_block_optin;
+    entry["supported"] = info.supported;
     devices.append(entry);
   }
   return devices;

@@ -2,6 +2,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "core/errors.h"
@@ -17,6 +18,17 @@ inline void throw_cuda_error(cudaError_t status, const char* what, const char* f
   throw DeviceError(message);
 }
 
+// CLIPADAPT_CUDA_SYNC=1 in the environment: every launch is followed by a synchronisation and
+// a check, so that an asynchronous fault is blamed on the kernel that caused it (slow; for
+// debugging and the sanitizer runs).
+inline bool synchronize_every_launch() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("CLIPADAPT_CUDA_SYNC");
+    return value != nullptr && value[0] != '\0' && value[0] != '0';
+  }();
+  return enabled;
+}
+
 }  // namespace clipadapt
 
 #define CLIPADAPT_CUDA_CHECK(call)                                              \
@@ -28,5 +40,10 @@ inline void throw_cuda_error(cudaError_t status, const char* what, const char* f
     }                                                                           \
   } while (0)
 
-// After a kernel launch: a launch-configuration error shows up at once.
-#define CLIPADAPT_CUDA_CHECK_LAUNCH() CLIPADAPT_CUDA_CHECK(cudaGetLastError())
+// After a kernel launch: a launch-configuration error shows up at once (and, with
+// CLIPADAPT_CUDA_SYNC=1, an error the kernel raised while running).
+#define CLIPADAPT_CUDA_CHECK_LAUNCH()                                         \
+  do {                                                                        \
+    CLIPADAPT_CUDA_CHECK(cudaGetLastError());                                 \
+    if (::clipadapt::synchronize_every_launch()) CLIPADAPT_CUDA_CHECK(cudaDeviceSynchronize()); \
+  } while (0)

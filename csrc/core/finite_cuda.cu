@@ -1,6 +1,7 @@
 #include <cuda_runtime.h>
 
 #include "core/cuda_check.h"
+#include "core/cuda_memory.h"
 #include "core/finite.h"
 
 namespace clipadapt {
@@ -19,8 +20,8 @@ __global__ void flag_nonfinite(const Bits* values, int64_t count, Bits exponent_
 
 template <typename Bits>
 bool run_flag(const Matrix& values, Bits mask, cudaStream_t stream) {
-  int* flag = nullptr;
-  CLIPADAPT_CUDA_CHECK(cudaMallocAsync(&flag, sizeof(int), stream));
+  Scratch<int> scratch(1, stream);
+  int* flag = scratch.get();
   CLIPADAPT_CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(int), stream));
   const int threads = 256;
   const int64_t wanted = (values.size() + threads - 1) / threads;
@@ -29,7 +30,6 @@ bool run_flag(const Matrix& values, Bits mask, cudaStream_t stream) {
   CLIPADAPT_CUDA_CHECK_LAUNCH();
   int host_flag = 0;
   CLIPADAPT_CUDA_CHECK(cudaMemcpyAsync(&host_flag, flag, sizeof(int), cudaMemcpyDeviceToHost, stream));
-  CLIPADAPT_CUDA_CHECK(cudaFreeAsync(flag, stream));
   CLIPADAPT_CUDA_CHECK(cudaStreamSynchronize(stream));
   return host_flag != 0;
 }
@@ -37,6 +37,7 @@ bool run_flag(const Matrix& values, Bits mask, cudaStream_t stream) {
 }  // namespace
 
 bool has_nonfinite_cuda(const Matrix& values, void* stream_handle) {
+  DeviceGuard guard(values.device.index);  // the array's device, whatever device is current
   auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (values.dtype) {
     case DType::Float32: return run_flag<uint32_t>(values, 0x7f800000u, stream);

@@ -10,6 +10,7 @@
 
 #include "core/errors.h"
 #include "core/half.h"
+#include "kmeans/ivf_rules.h"
 #include "kmeans/kmeans.h"
 #include "kmeans/split_rules.h"
 #include "core/parallel.h"
@@ -146,7 +147,6 @@ struct ProbePair {
   bool operator<(const ProbePair& other) const {
     return list != other.list ? list < other.list : query < other.query;
   }
-  bool operator==(const ProbePair& other) const { return list == other.list && query == other.query; }
 };
 
 struct IvfWorkspace {
@@ -173,19 +173,17 @@ struct IvfPass {
   std::vector<char>& retry;     // out: the band did not fit in the list
 };
 
-// The block's valid probes, sorted by list; a list probed twice by one query counts once.
+// The block's scanned probes (ivf_rules.h), sorted by list.
 void collect_probes(const IvfPass& f, int64_t q0, int64_t qn, std::vector<ProbePair>& pairs) {
   const int64_t lists = f.problem.offsets.rows - 1, nprobe = f.probes.cols;
-  const auto* probes = f.probes.as<const int64_t>();
   pairs.clear();
   for (int64_t r = 0; r < qn; ++r) {
+    const int64_t* probe_row = f.probes.as<const int64_t>() + (q0 + r) * nprobe;
     for (int64_t j = 0; j < nprobe; ++j) {
-      const int64_t list = probes[(q0 + r) * nprobe + j];
-      if (list >= 0 && list < lists) pairs.push_back({list, r});
+      if (scans_probe(probe_row, j, lists)) pairs.push_back({probe_row[j], r});
     }
   }
   std::sort(pairs.begin(), pairs.end());
-  pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
 }
 
 // Fast-pass terms of `count` float32 rows and the bounds of their norms (exact_score.h).

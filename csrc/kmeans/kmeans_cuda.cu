@@ -33,7 +33,9 @@
 #include "core/cuda_memory.h"
 #include "core/errors.h"
 #include "kmeans/kmeans.h"
+#include "kmeans/ivf_rules.h"
 #include "kmeans/split_rules.h"
+#include "knn/exact_score_cuda.cuh"
 #include "knn/topk_cuda.cuh"
 #include "knn/topk_rules.h"
 
@@ -326,12 +328,11 @@ void kmeans_plus_plus_typed(const SeedingProblem& p, cudaStream_t stream) {
 constexpr int kIvfThreads = 128;
 constexpr int kIvfWarps = kIvfThreads / 32;
 
-size_t ivf_shared_bytes(int k, int64_t d) {
-  return size_t(kIvfWarps) * k * (sizeof(int64_t) + sizeof(float)) + (size_t(d) + 1) * sizeof(float);
-}
+size_t ivf_shared_bytes(int k) { return size_t(kIvfWarps) * k * (sizeof(int64_t) + sizeof(float)); }
 
-// One block per query. Shared memory: kIvfWarps best-first lists (indices, then keys) of
-// length k, the query widened to float32, and its row term.
+// One block per query; its warps scan the rows of the probed lists. Every key is the exact
+// key of exact_score.h (the CPU's after its re-scoring), so no second pass is needed: the scan
+// reads each row once anyway. Shared memory: kIvfWarps best-first lists (indices, then keys).
 template <typename T>
 __global__ void __launch_bounds__(kIvfThreads)
     ivf_search_kernel(const T* queries, const T* vectors, const int64_t* ids, const int64_t* offsets, int64_t lists,
@@ -340,8 +341,6 @@ __global__ void __launch_bounds__(kIvfThreads)
   extern __shared__ __align__(16) unsigned char shared[];
   int64_t* list_indices = reinterpret_cast<int64_t*>(shared);
   float* list_keys = reinterpret_cast<float*>(list_indices + kIvfWarps * k);
-  float* query = list_keys + kIvfWarps * k;
-  float* query_term = query + d;
 
   const int64_t q = blockIdx.x;
   const int thread = static_cast<int>(threadIdx.x);
@@ -350,36 +349,19 @@ __global__ void __launch_bounds__(kIvfThreads)
     list_keys[s] = -INFINITY;
     list_indices[s] = knn::kEmptyIndex;
   }
-  for (int64_t j = thread; j < d; j += kIvfThreads) query[j] = to_float(queries[q * d + j]);
   __syncthreads();
-  if (thread == 0) {  // the CPU's sequential double sum
-    double squared = 0.0;
-    for (int64_t j = 0; j < d; ++j) squared = __dadd_rn(squared, __dmul_rn(double(query[j]), double(query[j])));
-    *query_term = knn::row_term(squared, metric);
-  }
-  __syncthreads();
-  const float term = *query_term;
-
+  const auto query = knn::ElementsOf<T>::view(queries + q * d);
+  const double query_squared = knn::warp_canonical_dot(query, query, d, lane);
   float* keys = list_keys + warp * k;
   int64_t* indices = list_indices + warp * k;
+  const int64_t* probe_row = probes + q * nprobe;
   for (int64_t probe = 0; probe < nprobe; ++probe) {
-    const int64_t list = probes[q * nprobe + probe];
-    if (list < 0 || list >= lists) continue;
-    const int64_t end = offsets[list + 1];
+    if (!scans_probe(probe_row, probe, lists)) continue;
+    const int64_t list = probe_row[probe], end = offsets[list + 1];
     for (int64_t e = offsets[list] + warp; e < end; e += kIvfWarps) {  // warp-uniform loop
-      const T* row = vectors + e * d;
-      float dot = 0.0f, squared = 0.0f;
-      for (int64_t j = lane; j < d; j += 32) {
-        const float v = to_float(row[j]);
-        dot = fmaf(query[j], v, dot);
-        squared = fmaf(v, v, squared);
-      }
-      for (int offset = 16; offset > 0; offset >>= 1) {  // every lane ends with the same sums
-        dot += __shfl_xor_sync(knn::kFullMask, dot, offset);
-        squared += __shfl_xor_sync(knn::kFullMask, squared, offset);
-      }
-      const float key = knn::key_from_dot(dot, term, knn::row_term(squared, metric), metric);
-      knn::warp_insert(keys, indices, k, key, ids[e], lane);
+      const double2 sums = knn::warp_canonical_dot_and_square(query, knn::ElementsOf<T>::view(vectors + e * d), d, lane);
+      const float key = knn::exact_key(sums.x, query_squared, sums.y, metric);
+      if (key == key) knn::warp_insert(keys, indices, k, key, ids[e], lane);
     }
   }
   __syncthreads();
@@ -400,12 +382,13 @@ void ivf_search_typed(const IvfSearchProblem& p, cudaStream_t stream) {
   const int64_t nq = p.queries.rows, d = p.queries.cols;
   const int k = static_cast<int>(p.k);
   require(nq <= kMaxGridX, "queries: too many queries for one GPU IVF search; search in batches");
-  const size_t shared_bytes = ivf_shared_bytes(k, d);
+  const size_t shared_bytes = ivf_shared_bytes(k);
   int device = 0, max_shared = 0;
   CLIPADAPT_CUDA_CHECK(cudaGetDevice(&device));
   CLIPADAPT_CUDA_CHECK(cudaDeviceGetAttribute(&max_shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   require(shared_bytes <= static_cast<size_t>(max_shared),
-          "queries: dimension " + std::to_string(d) + " is too large for the GPU IVF search");
+          "k: " + std::to_string(k) + " is too large for the GPU IVF search on this device (" +
+              std::to_string(max_shared) + " bytes of shared memory per block); lower k or search on the CPU");
   CLIPADAPT_CUDA_CHECK(cudaFuncSetAttribute(ivf_search_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(shared_bytes)));
   ivf_search_kernel<T><<<static_cast<unsigned>(nq), kIvfThreads, shared_bytes, stream>>>(

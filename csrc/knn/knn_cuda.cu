@@ -1,12 +1,14 @@
-// CUDA k-NN. One fused kernel per (dtype, precision): a thread block owns 64 queries, walks
-// the database in 64-row tiles, computes each 64 x 64 dot-product tile on tensor cores (WMMA:
-// fp16/bf16 16x16x16, tf32 16x16x8) or with FFMA (exact float32), turns it into metric keys
-// and merges it into per-query best-first lists held in shared memory. Only the final
-// [nq, k] lists reach global memory.
+// CUDA k-NN, in two passes as on the CPU (rescore.h): a fast pass selects a few more than k
+// candidates per query by a float32 key, then rescore_kernel (exact_score_cuda.cuh) re-scores
+// the candidates near the k-th exactly and writes the top k.
 //
-// k above kMaxFusedK takes the large-k path: the same tile code writes the keys of a chunk of
-// queries to a scratch slab, which a CUB stable segmented sort orders; it is exact and keeps
-// the same tie rule, at O(chunk x n) scratch memory.
+// Fast pass: one fused kernel per (dtype, precision): a thread block owns 64 queries, walks
+// the database in 64-row tiles, computes each 64 x 64 dot-product tile on tensor cores (WMMA:
+// fp16/bf16 16x16x16, tf32 16x16x8) or with FFMA (float32), turns it into metric keys and
+// merges it into per-query best-first lists held in shared memory. Only the [nq, width] lists
+// reach global memory. A list longer than kMaxFusedK, or one that does not fit the device's
+// shared memory, takes the large-k path: the same tile code writes the keys of a chunk of
+// queries to a scratch slab, which a CUB stable segmented sort orders, at O(chunk x n) memory.
 #include <cub/device/device_segmented_sort.cuh>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -19,7 +21,10 @@
 #include "core/cuda_check.h"
 #include "core/cuda_memory.h"
 #include "core/errors.h"
+#include "core/parallel.h"
+#include "knn/exact_score_cuda.cuh"
 #include "knn/knn.h"
+#include "knn/rescore.h"
 #include "knn/topk_cuda.cuh"
 #include "knn/topk_rules.h"
 
@@ -178,9 +183,13 @@ struct KeyRule {
   const float* database_terms;
   Metric metric;
   bool exclude_self;
+  int64_t first_query = 0;  // queries of this launch start at this row of the problem
   __device__ float key(float dot, int64_t query, int64_t row) const {
+    query += first_query;
     if (exclude_self && query == row) return NAN;  // never selected
-    return key_from_dot(dot, query_terms[query], database_terms[row], metric);
+    const float query_term = query_terms[query], database_term = database_terms[row];
+    if (query_term != query_term || database_term != database_term) return NAN;  // an unusable row
+    return key_from_dot(dot, query_term, database_term, metric);
   }
 };
 
@@ -197,8 +206,7 @@ constexpr size_t staging_bytes() {
 template <typename Policy>
 __global__ void __launch_bounds__(kThreads) fused_knn_kernel(const typename Policy::Element* queries,
                                                              const typename Policy::Element* database, Geometry g,
-                                                             int k, KeyRule rule, float* out_scores,
-                                                             int64_t* out_indices) {
+                                                             int k, KeyRule rule, CandidateLists out) {
   using T = typename Policy::Element;
   extern __shared__ __align__(128) unsigned char shared[];
   T* q_stage = reinterpret_cast<T*>(shared);
@@ -236,8 +244,8 @@ __global__ void __launch_bounds__(kThreads) fused_knn_kernel(const typename Poli
   for (int s = threadIdx.x; s < kTileQueries * k; s += kThreads) {
     const int64_t query = q0 + s / k;
     if (query >= g.queries) continue;
-    out_scores[query * k + s % k] = score_from_key(list_keys[s], rule.metric);
-    out_indices[query * k + s % k] = reported_index(list_indices[s]);
+    out.keys[query * k + s % k] = list_keys[s];
+    out.rows[query * k + s % k] = list_indices[s];
   }
 }
 
@@ -280,62 +288,65 @@ __global__ void fill_segment_offsets(int64_t* offsets, int64_t segments, int64_t
 }
 
 __global__ void write_sorted_prefix(const float* sorted_keys, const int32_t* sorted_rows, int64_t chunk_first,
-                                    int64_t chunk_queries, int64_t rows, int k, Metric metric, float* out_scores,
-                                    int64_t* out_indices) {
-  const int64_t total = chunk_queries * k;
+                                    int64_t chunk_queries, int64_t rows, CandidateLists out) {
+  const int width = out.width;
+  const int64_t total = chunk_queries * width;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t query = i / k, rank = i % k;
+    const int64_t query = i / width, rank = i % width;
     const float key = sorted_keys[query * rows + rank];
     const bool empty = key != key;
-    out_scores[(chunk_first + query) * k + rank] = score_from_key(empty ? -INFINITY : key, metric);
-    out_indices[(chunk_first + query) * k + rank] = empty ? -1 : sorted_rows[query * rows + rank];
+    out.keys[(chunk_first + query) * width + rank] = empty ? -INFINITY : key;
+    out.rows[(chunk_first + query) * width + rank] = empty ? kEmptyIndex : sorted_rows[query * rows + rank];
   }
 }
 
 // ---- Host side -----------------------------------------------------------------------------
-
-template <typename T>
-__global__ void row_terms_kernel(const T* values, int64_t rows, int64_t dim, Metric metric, float* terms) {
-  const int64_t row = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= rows) return;
-  double squared = 0.0;
-  for (int64_t c = lane; c < dim; c += 32) {
-    const double v = static_cast<float>(values[row * dim + c]);
-    squared += v * v;
-  }
-  for (int offset = 16; offset > 0; offset >>= 1) squared += __shfl_xor_sync(kFullMask, squared, offset);
-  if (lane == 0) terms[row] = row_term(squared, metric);
-}
-
-template <typename T>
-void launch_row_terms(const Matrix& m, Metric metric, float* terms, cudaStream_t stream) {
-  if (m.rows == 0) return;
-  const int rows_per_block = 8;
-  const auto blocks = static_cast<unsigned>((m.rows + rows_per_block - 1) / rows_per_block);
-  row_terms_kernel<T><<<blocks, 32 * rows_per_block, 0, stream>>>(m.as<const T>(), m.rows, m.cols, metric, terms);
-  CLIPADAPT_CUDA_CHECK_LAUNCH();
-}
 
 template <typename Kernel>
 void allow_shared_memory(Kernel kernel, size_t bytes) {
   CLIPADAPT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
+// Dynamic shared memory of the fused kernel for lists of `width`.
 template <typename Policy>
-void run_fused(const KnnProblem& p, const Geometry& g, const KeyRule& rule, cudaStream_t stream) {
-  using T = typename Policy::Element;
-  const int k = static_cast<int>(p.k);
-  const size_t shared_bytes = staging_bytes<Policy>() + size_t(kTileQueries) * k * (sizeof(float) + sizeof(int64_t));
-  allow_shared_memory(fused_knn_kernel<Policy>, shared_bytes);
-  const auto blocks = static_cast<unsigned>((g.queries + kTileQueries - 1) / kTileQueries);
-  fused_knn_kernel<Policy><<<blocks, kThreads, shared_bytes, stream>>>(
-      p.queries.as<const T>(), p.database.as<const T>(), g, k, rule, p.scores.as<float>(), p.indices.as<int64_t>());
-  CLIPADAPT_CUDA_CHECK_LAUNCH();
+size_t fused_shared_bytes(int width) {
+  return staging_bytes<Policy>() + size_t(kTileQueries) * width * (sizeof(float) + sizeof(int64_t));
 }
 
+size_t device_shared_memory_limit() {
+  int device = 0, limit = 0;
+  CLIPADAPT_CUDA_CHECK(cudaGetDevice(&device));
+  CLIPADAPT_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  return static_cast<size_t>(limit);
+}
+
+// Queries per fused launch: between launches the caller's thread can answer Ctrl-C.
+constexpr int64_t kQueriesPerLaunch = int64_t(1) << 16;
+
 template <typename Policy>
-void run_large_k(const KnnProblem& p, const Geometry& g, const KeyRule& rule, cudaStream_t stream) {
+void run_fused(const KnnProblem& p, const Geometry& g, const KeyRule& rule, const CandidateLists& lists,
+               cudaStream_t stream) {
+  using T = typename Policy::Element;
+  const size_t shared_bytes = fused_shared_bytes<Policy>(lists.width);
+  allow_shared_memory(fused_knn_kernel<Policy>, shared_bytes);
+  for (int64_t first = 0; first < g.queries; first += kQueriesPerLaunch) {
+    const int64_t count = std::min(kQueriesPerLaunch, g.queries - first);
+    const Geometry part{count, g.rows, g.dim};
+    const KeyRule shifted{rule.query_terms, rule.database_terms, rule.metric, rule.exclude_self, first};
+    const CandidateLists out{lists.keys + first * lists.width, lists.rows + first * lists.width, lists.width};
+    const auto blocks = static_cast<unsigned>((count + kTileQueries - 1) / kTileQueries);
+    fused_knn_kernel<Policy><<<blocks, kThreads, shared_bytes, stream>>>(
+        p.queries.as<const T>() + first * g.dim, p.database.as<const T>(), part, lists.width, shifted, out);
+    CLIPADAPT_CUDA_CHECK_LAUNCH();
+    if (first + count < g.queries) {
+      CLIPADAPT_CUDA_CHECK(cudaStreamSynchronize(stream));
+      if (interrupt_requested()) throw Interrupted();
+    }
+  }
+}
+template <typename Policy>
+void run_large_k(const KnnProblem& p, const Geometry& g, const KeyRule& rule, const CandidateLists& lists,
+                 cudaStream_t stream) {
   using T = typename Policy::Element;
   require(g.rows < (int64_t(1) << 31), "k: the large-k GPU path supports up to 2^31 - 1 database rows");
   // Slab, sorted copy and two index arrays: 16 bytes per (query, row); keep it near 1 GiB.
@@ -365,26 +376,70 @@ void run_large_k(const KnnProblem& p, const Geometry& g, const KeyRule& rule, cu
     CLIPADAPT_CUDA_CHECK(cub::DeviceSegmentedSort::StableSortPairsDescending(
         temp.get(), temp_bytes, keys.get(), sorted_keys.get(), rows.get(), sorted_rows.get(), count * g.rows, count,
         offsets.get(), offsets.get() + 1, stream));
-    write_sorted_prefix<<<grid_for(count * p.k), kGridStrideThreads, 0, stream>>>(
-        sorted_keys.get(), sorted_rows.get(), first, count, g.rows, static_cast<int>(p.k), p.metric,
-        p.scores.as<float>(), p.indices.as<int64_t>());
+    write_sorted_prefix<<<grid_for(count * lists.width), kGridStrideThreads, 0, stream>>>(
+        sorted_keys.get(), sorted_rows.get(), first, count, g.rows, lists);
     CLIPADAPT_CUDA_CHECK_LAUNCH();
+    CLIPADAPT_CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (interrupt_requested()) throw Interrupted();
   }
+}
+
+// The relative error of the fast pass's products (exact_score.h key_error_bound): FFMA
+// multiplies float32 exactly; tf32 rounds both inputs to 10 mantissa bits; fp16/bf16 products
+// are exact on tensor cores, whose float32 accumulation may truncate instead of rounding,
+// which at most doubles the summation bound.
+double product_error(DType dtype, Precision precision, int64_t dim) {
+  if (dtype != DType::Float32) return float32_sum_error(dim);
+  return precision == Precision::TF32 ? 0x1p-10 + float32_sum_error(dim) : 0.0;
 }
 
 template <typename Policy>
-void run(const KnnProblem& p, const Geometry& g, const KeyRule& rule, cudaStream_t stream) {
-  if (p.k <= kMaxFusedK) {
-    run_fused<Policy>(p, g, rule, stream);
+void run_fast_pass(const KnnProblem& p, const Geometry& g, const KeyRule& rule, const CandidateLists& lists,
+                   cudaStream_t stream) {
+  if (lists.width <= kMaxFusedK && fused_shared_bytes<Policy>(lists.width) <= device_shared_memory_limit()) {
+    run_fused<Policy>(p, g, rule, lists, stream);
   } else {
-    run_large_k<Policy>(p, g, rule, stream);
+    run_large_k<Policy>(p, g, rule, lists, stream);
   }
 }
 
-template <typename T>
-void compute_terms(const KnnProblem& p, float* query_terms, float* database_terms, cudaStream_t stream) {
-  launch_row_terms<T>(p.queries, p.metric, query_terms, stream);
-  launch_row_terms<T>(p.database, p.metric, database_terms, stream);
+// Fast pass, then exact re-scoring, with wider lists until every query's band fits.
+template <typename Policy>
+void run(const KnnProblem& p, const Geometry& g, cudaStream_t stream) {
+  using T = typename Policy::Element;
+  Scratch<double> query_norms(g.queries, stream), row_norms(g.rows, stream);
+  Scratch<float> query_terms(g.queries, stream), database_terms(g.rows, stream);
+  Scratch<DeviceNormBounds> bounds(1, stream);
+  Scratch<int> retries(1, stream);
+  CLIPADAPT_CUDA_CHECK(cudaMemsetAsync(bounds.get(), 0, sizeof(DeviceNormBounds), stream));
+  launch_canonical_norms<T>(p.queries.as<const T>(), g.queries, g.dim, p.metric, query_norms.get(),
+                            query_terms.get(), nullptr, stream);
+  launch_canonical_norms<T>(p.database.as<const T>(), g.rows, g.dim, p.metric, row_norms.get(),
+                            database_terms.get(), bounds.get(), stream);
+  const KeyRule rule{query_terms.get(), database_terms.get(), p.metric, p.exclude_self};
+  const int64_t available = g.rows - (p.exclude_self ? 1 : 0);
+  for (int64_t width = initial_width(p.k, available);; width = wider_width(width, available)) {
+    Scratch<float> keys(g.queries * width, stream);
+    Scratch<int64_t> rows(g.queries * width, stream);
+    const CandidateLists lists{keys.get(), rows.get(), static_cast<int>(width)};
+    run_fast_pass<Policy>(p, g, rule, lists, stream);
+    CLIPADAPT_CUDA_CHECK(cudaMemsetAsync(retries.get(), 0, sizeof(int), stream));
+    const RescoreProblem rescore{g.queries,         g.dim,           static_cast<int>(p.k),
+                                 p.metric,          product_error(p.queries.dtype, p.precision, g.dim),
+                                 width >= available, query_norms.get(), row_norms.get(), bounds.get(),
+                                 p.scores.as<float>(), p.indices.as<int64_t>(), retries.get()};
+    constexpr int kWarpsPerBlock = 4;
+    rescore_kernel<T><<<static_cast<unsigned>((g.queries + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock,
+                        0, stream>>>(p.queries.as<const T>(), p.database.as<const T>(), lists, rescore);
+    CLIPADAPT_CUDA_CHECK_LAUNCH();
+    int host_retries = 0;
+    CLIPADAPT_CUDA_CHECK(cudaMemcpyAsync(&host_retries, retries.get(), sizeof(int), cudaMemcpyDeviceToHost, stream));
+    CLIPADAPT_CUDA_CHECK(cudaStreamSynchronize(stream));
+    // Queries whose lists held their band are final; the rest are searched again, wider (all
+    // queries are: the finished ones come out the same).
+    if (host_retries == 0) break;
+    if (interrupt_requested()) throw Interrupted();
+  }
 }
 
 }  // namespace
@@ -395,23 +450,14 @@ void knn_cuda(const KnnProblem& p) {
   DeviceGuard guard(p.queries.device.index);
   auto stream = static_cast<cudaStream_t>(p.stream);
   const Geometry g{p.queries.rows, p.database.rows, p.queries.cols};
-  Scratch<float> query_terms(g.queries, stream), database_terms(g.rows, stream);
-  const KeyRule rule{query_terms.get(), database_terms.get(), p.metric, p.exclude_self};
   switch (p.queries.dtype) {
-    case DType::Float16:
-      compute_terms<__half>(p, query_terms.get(), database_terms.get(), stream);
-      run<TensorCoreHalf<__half>>(p, g, rule, stream);
-      break;
-    case DType::BFloat16:
-      compute_terms<__nv_bfloat16>(p, query_terms.get(), database_terms.get(), stream);
-      run<TensorCoreHalf<__nv_bfloat16>>(p, g, rule, stream);
-      break;
+    case DType::Float16: run<TensorCoreHalf<__half>>(p, g, stream); break;
+    case DType::BFloat16: run<TensorCoreHalf<__nv_bfloat16>>(p, g, stream); break;
     case DType::Float32:
-      compute_terms<float>(p, query_terms.get(), database_terms.get(), stream);
       if (p.precision == Precision::TF32) {
-        run<TensorCoreTf32>(p, g, rule, stream);
+        run<TensorCoreTf32>(p, g, stream);
       } else {
-        run<ExactFloat>(p, g, rule, stream);
+        run<ExactFloat>(p, g, stream);
       }
       break;
     default:

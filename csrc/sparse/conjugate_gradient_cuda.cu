@@ -170,6 +170,9 @@ class CudaOps {
     if (columns_ == 0) return;
     to_output(p_.iterations, iterations.data(), static_cast<size_t>(columns_) * sizeof(int64_t));
     to_output(p_.residuals, residuals.data(), static_cast<size_t>(columns_) * sizeof(double));
+    // The sources are the caller's vectors, gone when this returns: finish the copies first
+    // rather than rely on the driver staging pageable memory before cudaMemcpyAsync returns.
+    CLIPADAPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
  private:

@@ -7,8 +7,10 @@ from clipadapt._native import _core
 
 
 def cuda_available() -> bool:
-    """True when the CUDA kernels were built and at least one CUDA device is usable."""
-    return bool(_core.cuda_compiled()) and _core.cuda_device_count() > 0
+    """True when the CUDA kernels were built and at least one CUDA device can run them (a device
+    whose architecture the build has no code for is listed by :func:`device_summary` with
+    ``supported: False``)."""
+    return bool(_core.cuda_compiled()) and any(device["supported"] for device in _core.cuda_devices())
 
 
 def device_summary() -> dict[str, Any]:
