@@ -60,6 +60,20 @@ def test_bad_descriptor_files_raise(tmp_path, content, message):
         load_descriptors(path)
 
 
+def test_released_torch_saved_lists_are_read_as_they_are(tmp_path):
+    import torch
+
+    # The released pool (cache/descriptions.list) and rankings (better_descriptors_sorted_*.list) are torch.save'd
+    # lists of strings; old torch versions wrote a plain pickle instead of a zip archive.
+    torch.save([" which is red.", " which is blue."], tmp_path / "descriptions.list")
+    assert load_descriptors(tmp_path / "descriptions.list") == [" which is red.", " which is blue."]
+    torch.save([", which is red.", ", which is blue."], tmp_path / "ranked.list", _use_new_zipfile_serialization=False)
+    assert load_ranking(tmp_path / "ranked.list") == [", which is red.", ", which is blue."]
+    torch.save({"not": "a list"}, tmp_path / "other.list")
+    with pytest.raises(ValueError, match="not a list of strings"):
+        load_descriptors(tmp_path / "other.list")
+
+
 def test_missing_descriptor_file_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match="path"):
         load_descriptors(tmp_path / "absent.txt")

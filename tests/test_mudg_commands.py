@@ -138,3 +138,56 @@ def test_damaged_files_are_reported_in_one_line(model_options, tmp_path, capsys)
                      refused(capsys, ["mudg", "index", "--corpus", str(corpus.path), "--out", str(tmp_path / "i2")]))
     (tmp_path / "corpus" / "corpus.json").write_text('{"format": "clipadapt-mudg-corpus", "count": ')
     assert re.search(r"corpus.json: is not valid JSON .*clipadapt mudg corpus --rebuild", refused(capsys, retrieve))
+
+
+@pytest.fixture
+def indexed_corpus(model_options, tmp_path):
+    """A 40-item synthetic corpus and its 4-list index; the retrieve options that name them."""
+    corpus = synthetic_corpus(tmp_path / "corpus", 40, 0, model_options[-1])
+    build_index(corpus, tmp_path / "index", n_clusters=4, progress=False)
+    save_ranking(tmp_path / "ranking.txt", DESCRIPTORS)
+    return ["mudg", "retrieve", "--corpus", str(corpus.path), "--index", str(tmp_path / "index"), "--k", "8",
+            "--out", str(tmp_path / "sel"), *model_options]
+
+
+def test_retrieve_checks_nprobe_before_ranking_the_descriptors(indexed_corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("clipadapt.mudg.augment.rank_descriptors", lambda *a, **k: pytest.fail("ranked first"))
+    (tmp_path / "classnames.txt").write_text("red\nblue\n")
+    assert "--nprobe: the index has 4 lists; give 1 to 4, not 5" in refused(capsys, [
+        *indexed_corpus, "--classnames", str(tmp_path / "classnames.txt"), "--nprobe", "5"])
+
+
+def test_retrieve_refuses_to_write_an_empty_selection(indexed_corpus, tmp_path, capsys):
+    (tmp_path / "classnames.txt").write_text("red\nblue\n")
+    assert main([*indexed_corpus, "--classnames", str(tmp_path / "classnames.txt"), "--ranking",
+                 str(tmp_path / "ranking.txt"), "--n-descriptors", "2", "--nprobe", "2", "--threshold", "1.5"]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]  # after the progress bars of the retrieval
+    assert error.startswith("clipadapt mudg: error: --threshold: no retrieved image passed the filter (cosine > 1.5)")
+    assert not (tmp_path / "sel" / "selection.csv").exists()
+
+
+@pytest.mark.parametrize("preset_options, k_sel", [([], 384), (["--preset", "imagenet"], 96), (["--k-sel", "5"], 5)])
+def test_retrieve_takes_the_released_settings_of_its_dataset(indexed_corpus, tmp_path, preset_options, k_sel):
+    argv = [*indexed_corpus, "--dataset", "dtd", "--ranking", str(tmp_path / "ranking.txt"), "--n-descriptors", "2",
+            "--nprobe", "2", "--threshold", "-1", *preset_options]
+    assert main(argv) == 0
+    parameters = json.loads((tmp_path / "sel" / "selection.json").read_text())["parameters"]
+    preset = preset_options[1] if preset_options[:1] == ["--preset"] else "dtd"
+    assert (parameters["preset"], parameters["k_sel"], parameters["n_descriptors"]) == (preset, k_sel, 2)
+
+
+def test_train_takes_the_iterations_of_the_selections_preset(model_options, tmp_path):
+    (tmp_path / "images").mkdir()
+    for item, colour in enumerate(("red", "blue")):
+        Image.new("RGB", (16, 16), color=colour).save(tmp_path / "images" / f"{item}.png")
+    Selection(ids=np.arange(2), labels=np.array([0, 1]), classnames=("red", "blue"),
+              images=[str(tmp_path / "images" / f"{item}.png") for item in range(2)], captions=["", ""],
+              parameters={"template": "a photo of a {}.", "preset": "vlcs"}).write(tmp_path / "selection")
+    save_ranking(tmp_path / "selection" / "descriptors-ranked.txt", DESCRIPTORS)
+    train = ["mudg", "train", "--selection", str(tmp_path / "selection"), "--batch-size", "2", "--n-descriptors", "2",
+             "--vision-trainable-from", "1", "--text-trainable-from", "1", "--out", str(tmp_path / "run"),
+             *model_options]
+    assert main(train) == 0
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["config"]["iterations"] == 50
+    assert main([*train, "--iterations", "2", "--out", str(tmp_path / "run2")]) == 0
+    assert json.loads((tmp_path / "run2" / "result.json").read_text())["config"]["iterations"] == 2

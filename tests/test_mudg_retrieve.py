@@ -200,13 +200,15 @@ def test_the_kept_member_of_a_cluster_is_random(monkeypatch):
     assert len({int(pick[pick % 4 == 0][0]) for pick in picks}) == 5  # every member of cluster 0 gets picked
 
 
-def test_normalize_clusters_unit_rows(monkeypatch):
-    features, labels = selection_problem()
+def test_rows_are_clustered_as_given(monkeypatch):
+    features, labels = selection_problem()  # raw rows: not renormalised before clustering
     recorder = RecordingKMeans()
     monkeypatch.setattr(retrieve_module, "kmeans", recorder)
-    select_per_class(features, labels, 8, normalize=True)
-    for call in recorder.calls:
-        np.testing.assert_allclose(np.linalg.norm(call["x"], axis=1), 1.0, rtol=1e-6)
+    select_per_class(features, labels, 8)
+    clustered = [label for label in np.unique(labels) if (labels == label).sum() > 8]
+    assert len(recorder.calls) == len(clustered) == 2
+    for call, label in zip(recorder.calls, clustered):
+        np.testing.assert_array_equal(call["x"], features[labels == label].astype(np.float32))
 
 
 def test_selection_bad_inputs_raise():

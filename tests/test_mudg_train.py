@@ -386,3 +386,18 @@ def test_bad_inputs(tiny_clip, caplog):
         assert MUDG(tiny_clip, CLASSES, TEMPLATE, DESCRIPTORS, config(n_descriptors=8)).descriptors == DESCRIPTORS
     assert "fewer than n_descriptors=8" in caplog.text
     assert MUDG(tiny_clip, CLASSES, TEMPLATE, DESCRIPTORS, config(n_descriptors=2)).descriptors == DESCRIPTORS[:2]
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_evaluation_transform_sets_the_resize_interpolation(tiny_clip, interpolation):
+    from PIL import Image
+
+    from clipadapt.mudg.train import evaluation_transform
+
+    transform = evaluation_transform(tiny_clip.preprocess, interpolation=interpolation)
+    resize = transform.transforms[0]
+    assert resize.interpolation.value == interpolation and resize.size == tiny_clip.preprocess.transforms[0].size
+    image = Image.new("RGB", (40, 30), color=(200, 10, 10))
+    assert transform(image).shape == tiny_clip.preprocess(image).shape
+    with pytest.raises(ValueError, match="interpolation"):
+        evaluation_transform(tiny_clip.preprocess, interpolation="nearest")

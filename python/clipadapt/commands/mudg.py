@@ -13,7 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from clipadapt.commands.models import add_model_arguments, load_model_from_arguments
+from clipadapt.commands.models import (add_amp_argument, add_model_arguments, amp_from_arguments,
+                                       load_model_from_arguments)
 
 _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 RANKING_FILE = "descriptors-ranked.txt"
@@ -74,13 +75,17 @@ def _add_retrieve_parser(steps: argparse._SubParsersAction) -> None:
                           help="use this ranked descriptor file instead of ranking the candidates")
     retrieve.add_argument("--rank-clusters", type=int, default=16, help="k-means clusters of the class prompts")
     retrieve.add_argument("--rank-repeats", type=int, default=3, help="ranking repeats (the last one is kept)")
-    retrieve.add_argument("--n-descriptors", type=int, default=16, help="descriptors per class in the queries "
-                          "(16 for ImageNet-size label sets, 64 for small ones)")
+    retrieve.add_argument("--preset", default=None, help="dataset whose released settings fill --n-descriptors "
+                          "and --k-sel (clipadapt.mudg.presets; default: --dataset's, if it has one)")
+    retrieve.add_argument("--n-descriptors", type=int, default=None, help="descriptors per class in the queries "
+                          "(default: the preset's, else 16; the released runs use 16 for ImageNet-size label sets, 64 "
+                          "for small ones)")
     retrieve.add_argument("--k", type=int, default=64, help="images retrieved per query")
     retrieve.add_argument("--nprobe", type=int, default=8, help="inverted lists probed per query")
     retrieve.add_argument("--threshold", type=float, default=0.25,
                           help="keep an image if its cosine to its label's prompt exceeds this")
-    retrieve.add_argument("--k-sel", type=int, default=96, help="images kept per class (one per k-means cluster)")
+    retrieve.add_argument("--k-sel", type=int, default=None, help="images kept per class (one per k-means "
+                          "cluster; default: the preset's, else 96)")
     retrieve.add_argument("--out", required=True, help="selection directory")
     _add_run_arguments(retrieve, workers=False)
     retrieve.set_defaults(run=run_retrieve)
@@ -96,7 +101,9 @@ def _add_train_parser(steps: argparse._SubParsersAction) -> None:
     train.add_argument("--test", default=None,
                        help="labelled target set to evaluate: an image folder or a torchvision dataset key")
     train.add_argument("--root", default="data", help="where torchvision datasets are stored")
-    train.add_argument("--iterations", type=int, default=200)
+    train.add_argument("--preset", default=None, help="dataset whose released settings fill --iterations "
+                       "(default: the selection's preset, else --test's)")
+    train.add_argument("--iterations", type=int, default=None, help="default: the preset's, else 200")
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=6.4e-4, help="6.4e-4 for ViT-B/16 at batch 128, 1.6e-4 for "
                        "ViT-L/14 at batch 64")
@@ -108,7 +115,10 @@ def _add_train_parser(steps: argparse._SubParsersAction) -> None:
     train.add_argument("--crop-scale", type=float, nargs=2, default=(0.08, 1.0), metavar=("LOW", "HIGH"),
                        help="area range of the RandomResizedCrop augmentation")
     train.add_argument("--no-flip", dest="flip", action="store_false", help="no random horizontal flips")
-    train.add_argument("--amp", choices=("fp16", "bf16"), default=None, help="autocast on the GPU")
+    add_amp_argument(train, released="autocast fp16 with a GradScaler")
+    train.add_argument("--test-resize", choices=("bilinear", "bicubic"), default="bilinear",
+                       help="interpolation of the test images' resize: bilinear as the released evaluation, or "
+                       "bicubic as the model's own preprocessing")
     train.add_argument("--out", required=True, help="run directory: checkpoint.pt, result.json, curves.png")
     train.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     _add_run_arguments(train)
@@ -169,12 +179,17 @@ def run_retrieve(args: argparse.Namespace) -> int:
     from clipadapt.mudg.augment import load_descriptors, load_ranking, rank_descriptors, save_ranking
     from clipadapt.mudg.corpus import SourceCorpus
     from clipadapt.mudg.index import MudgIndex
+    from clipadapt.mudg.presets import preset_key, resolve
     from clipadapt.mudg.retrieve import retrieve
 
     _start("retrieve")
+    preset = args.preset or (preset_key(args.dataset) if args.dataset else None)
+    sizes = resolve(preset, n_descriptors=args.n_descriptors, k_sel=args.k_sel)
     corpus = SourceCorpus(args.corpus)
     index = MudgIndex.load(args.index)
     _check_index_corpus(index, corpus)
+    if not 1 <= args.nprobe <= index.n_lists:  # before the minutes of descriptor ranking
+        raise SystemExit(f"--nprobe: the index has {index.n_lists} lists; give 1 to {index.n_lists}, not {args.nprobe}")
     clip = load_model_from_arguments(args, device=args.device)
     _check_corpus_model(corpus, clip)
     classnames = _classnames(args)
@@ -192,8 +207,12 @@ def run_retrieve(args: argparse.Namespace) -> int:
         descriptors = ranked.descriptors
     save_ranking(out / RANKING_FILE, descriptors)
     selection = retrieve(index, corpus, encode, classnames, args.template, descriptors,
-                         n_descriptors=args.n_descriptors, k=args.k, nprobe=args.nprobe, threshold=args.threshold,
-                         k_sel=args.k_sel, seed=args.seed)
+                         k=args.k, nprobe=args.nprobe, threshold=args.threshold, seed=args.seed, **sizes)
+    if not len(selection.ids):
+        raise SystemExit(f"--threshold: no retrieved image passed the filter (cosine > {args.threshold}) for any "
+                         "class; nothing to train on. Lower --threshold, retrieve more (--k, --nprobe) or use a "
+                         "larger corpus")
+    selection.parameters["preset"] = preset
     selection.write(out)
     print(json.dumps(selection.summary(), indent=2))
     print(f"selection: {out / 'selection.csv'}, ranked descriptors: {out / RANKING_FILE}")
@@ -205,7 +224,8 @@ def run_train(args: argparse.Namespace) -> int:
     from clipadapt.clip.data import load_target
     from clipadapt.mudg.augment import load_ranking
     from clipadapt.mudg.retrieve import SelectedImages, load_selection
-    from clipadapt.mudg.train import MUDG, MUDGConfig, training_transform
+    from clipadapt.mudg.presets import preset_key, resolve
+    from clipadapt.mudg.train import MUDG, MUDGConfig, evaluation_transform, training_transform
 
     _start("train")
     selection_dir = Path(args.selection)
@@ -219,11 +239,13 @@ def run_train(args: argparse.Namespace) -> int:
     classnames = list(selection.classnames)
     test_set = None
     if args.test:
-        test_set = load_target(args.test, root=args.root, transform=clip.preprocess)
+        test_set = load_target(args.test, root=args.root,
+                               transform=evaluation_transform(clip.preprocess, interpolation=args.test_resize))
         _check_test_classes(test_set, classnames)
-    config = MUDGConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, mix=args.mix,
-                        n_descriptors=args.n_descriptors, vision_trainable_from=args.vision_trainable_from,
-                        text_trainable_from=args.text_trainable_from, amp=args.amp, seed=args.seed,
+    preset = args.preset or selection.parameters.get("preset") or (preset_key(args.test) if args.test else None)
+    config = MUDGConfig(**resolve(preset, iterations=args.iterations), batch_size=args.batch_size, lr=args.lr,
+                        mix=args.mix, n_descriptors=args.n_descriptors, vision_trainable_from=args.vision_trainable_from,
+                        text_trainable_from=args.text_trainable_from, amp=amp_from_arguments(args), seed=args.seed,
                         device=args.device, num_workers=args.workers)
     result = MUDG(clip, classnames, template, load_ranking(selection_dir / RANKING_FILE), config).fit(
         train_set, test_set, out_dir=args.out, resume=args.resume)

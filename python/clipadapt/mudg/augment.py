@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -46,20 +47,23 @@ COMMENT = "#"
 def load_descriptors(path: str | os.PathLike | None = None) -> list[str]:
     """Candidate clauses, one per line, in file order (clause form: ``" which ..."``, no comma).
 
-    ``path=None`` loads the built-in pool shipped with the package (``mudg/descriptors.txt``).
+    ``path=None`` loads the built-in pool shipped with the package (``mudg/descriptors.txt``, 210
+    clauses written for this project). ``path`` is a text file, or a torch-saved list of strings
+    such as the released MUDG's pool of 4,227 GPT clauses (``cache/descriptions.list`` of
+    github.com/Chris210634/mudg), read as it is (an entry is a line).
     Line endings are stripped, but not the leading space (the prompt is ``"...cow," + clause``);
     blank lines and lines starting with ``#`` are skipped. Raises ``ValueError`` for a clause
     that starts with ``","`` (a ranking file: use :func:`load_ranking`), contains ``"{}"`` or
     repeats an earlier one, and for a file without clauses.
     """
     if path is None:
-        text = resources.files("clipadapt.mudg").joinpath(DEFAULT_DESCRIPTORS).read_text(encoding="utf-8")
+        lines = resources.files("clipadapt.mudg").joinpath(DEFAULT_DESCRIPTORS).read_text(encoding="utf-8").splitlines()
         source = f"built-in {DEFAULT_DESCRIPTORS}"
     else:
-        text = _read_text(path, "path")
+        lines = _read_lines(path, "path")
         source = str(path)
     clauses, first_line = [], {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         clause = line.rstrip("\r\n")
         if not clause.strip() or clause.lstrip().startswith(COMMENT):
             continue
@@ -77,11 +81,26 @@ def load_descriptors(path: str | os.PathLike | None = None) -> list[str]:
     return clauses
 
 
-def _read_text(path: str | os.PathLike, name: str) -> str:
+def _read_lines(path: str | os.PathLike, name: str) -> list[str]:
+    """The lines of a text file, or the strings of a torch-saved list (the released ``.list`` files)."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"{name}: {file} is not a file")
-    return file.read_text(encoding="utf-8")
+    if not _is_torch_file(file):
+        return file.read_text(encoding="utf-8").splitlines()
+    import torch
+
+    entries = torch.load(file, map_location="cpu", weights_only=True)
+    if not isinstance(entries, (list, tuple)) or not all(isinstance(entry, str) for entry in entries):
+        raise ValueError(f"{name}: {file} is a torch file but not a list of strings; give a descriptor list")
+    return list(entries)
+
+
+def _is_torch_file(file: Path) -> bool:
+    """torch.save's zip archive, or its older pickle (protocol 2+ starts with byte 0x80)."""
+    with open(file, "rb") as handle:
+        first_byte = handle.read(1)
+    return first_byte == b"\x80" or zipfile.is_zipfile(file)
 
 
 def _check_descriptor_text(descriptor: Any, where: str) -> None:
@@ -146,9 +165,9 @@ def save_ranking(path: str | os.PathLike, ranked: RankedDescriptors | Sequence[s
 
 
 def load_ranking(path: str | os.PathLike) -> list[str]:
-    """Ranked descriptors (``", which ..."``) from a file written by :func:`save_ranking` (or the
-    official ``better_descriptors_sorted_*.list`` turned into text), best first."""
-    descriptors = [line.rstrip("\r\n") for line in _read_text(path, "path").splitlines()]
+    """Ranked descriptors (``", which ..."``) from a file written by :func:`save_ranking` or the
+    released torch-saved ``better_descriptors_sorted_*.list``, best first."""
+    descriptors = [line.rstrip("\r\n") for line in _read_lines(path, "path")]
     descriptors = [line for line in descriptors if line.strip()]
     if not descriptors:
         raise ValueError(f"path: {path} holds no ranked descriptors")

@@ -189,15 +189,17 @@ def similarity_filter(image_features: Any, labels: Any, class_text: Any, thresho
     return keep
 
 
-def select_per_class(features: Any, labels: Any, k_sel: int, *, seed: int = 0, normalize: bool = False,
-                     n_iter: int = SELECTION_N_ITER, progress: bool = False) -> np.ndarray:
+def select_per_class(features: Any, labels: Any, k_sel: int, *, seed: int = 0, n_iter: int = SELECTION_N_ITER,
+                     progress: bool = False) -> np.ndarray:
     """Representative images per class: sorted int64 positions into ``features``' rows.
 
     A class with more than ``k_sel`` members is clustered into ``k_sel`` clusters
     (``clipadapt.kmeans``, metric "l2", k-means++) and one random member of each non-empty
-    cluster is kept; a smaller class keeps all its members. Faithful (mudg.md §4): raw,
-    unnormalised features with Euclidean k-means, as sklearn ``KMeans`` on ``get_features``'
-    outputs; ``normalize=True`` L2-normalises the rows first (§7.3 item 5).
+    cluster is kept; a smaller class keeps all its members. The rows are clustered as given, with
+    Euclidean k-means as the released sklearn ``KMeans``. The released code clusters its own
+    re-encoding of the downloaded images (unnormalised features); :func:`retrieve` passes the
+    corpus's stored embeddings, which are unit rows (so are LAION's released ones): the norms
+    are not kept, so that difference has no option.
 
     ``n_iter``: sklearn stops at convergence (centre shift below tol 1e-4) within at most 300
     rounds; our primitive runs a fixed count, and a converged run is a fixed point of the later
@@ -225,8 +227,6 @@ def select_per_class(features: Any, labels: Any, k_sel: int, *, seed: int = 0, n
             kept.append(members)
             continue
         rows = features[members].astype(np.float32)
-        if normalize:
-            rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), np.finfo(np.float32).tiny)
         rng = np.random.default_rng([seed, int(label)])
         result = kmeans(rows, int(k_sel), n_iter=n_iter, metric="l2", init="kmeans++",
                         seed=int(rng.integers(2**63)))

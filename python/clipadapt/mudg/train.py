@@ -234,6 +234,23 @@ def training_transform(preprocess: Any, *, horizontal_flip: bool = True,
     return transforms.Compose(head + rest)
 
 
+def evaluation_transform(preprocess: Any, *, interpolation: Literal["bilinear", "bicubic"] = "bilinear") -> Any:
+    """The test images' transform: ``preprocess`` (a torchvision Compose with a Resize, such as
+    ``clip.preprocess``) with its resize's interpolation set to ``interpolation``: "bilinear" as
+    the released evaluation (torchvision's default), or "bicubic" as open_clip's preprocessing."""
+    transforms = import_torchvision().transforms
+    modes = {"bilinear": transforms.InterpolationMode.BILINEAR, "bicubic": transforms.InterpolationMode.BICUBIC}
+    if interpolation not in modes:
+        raise ValueError(f"interpolation: use 'bilinear' or 'bicubic', got {interpolation!r}")
+    steps = list(getattr(preprocess, "transforms", None) or ())
+    if not any(isinstance(step, transforms.Resize) for step in steps):
+        raise ValueError("preprocess: expected a torchvision Compose with a Resize (such as clip.preprocess)")
+    return transforms.Compose([
+        transforms.Resize(step.size, interpolation=modes[interpolation], max_size=step.max_size,
+                          antialias=step.antialias) if isinstance(step, transforms.Resize) else step
+        for step in steps])
+
+
 # ---- the trainer ------------------------------------------------------------------------------
 
 class MUDG:
