@@ -14,6 +14,7 @@ namespace clipadapt::bindings {
 void register_knn(py::module_& m);
 void register_sparse(py::module_& m);
 void register_kmeans(py::module_& m);
+void register_rules(py::module_& m);
 }
 
 namespace {
@@ -108,4 +109,5 @@ PYBIND11_MODULE(_core, m) {
   clipadapt::bindings::register_knn(m);
   clipadapt::bindings::register_sparse(m);
   clipadapt::bindings::register_kmeans(m);
+  clipadapt::bindings::register_rules(m);
 }

@@ -12,6 +12,7 @@
 #include "core/half.h"
 #include "kmeans/ivf_rules.h"
 #include "kmeans/kmeans.h"
+#include "kmeans/seeding_rules.h"
 #include "kmeans/split_rules.h"
 #include "core/parallel.h"
 #include "knn/cpu_tiles.h"
@@ -49,34 +50,21 @@ void normalize_rows(float* rows, int64_t count, int64_t d) {
   }
 }
 
-// Re-seeds empty clusters by splitting the largest one (kmeans.h); returns how many.
+// Re-seeds empty clusters by splitting the largest one (split_rules.h); returns how many.
 int64_t split_empty_clusters(float* centroids, int64_t* counts, int64_t clusters, int64_t d) {
-  int64_t split = 0;
-  for (int64_t empty = 0; empty < clusters; ++empty) {
-    if (counts[empty] != 0) continue;
-    const int64_t largest = largest_cluster(counts, clusters);
-    if (counts[largest] < 2) break;  // nothing left to split
+  const auto splits = plan_splits(counts, clusters);
+  for (const auto& [empty, largest] : splits) {
     float* fresh = centroids + empty * d;
     float* source = centroids + largest * d;
     for (int64_t j = 0; j < d; ++j) {
       fresh[j] = split_coordinate(source[j], j, true);
       source[j] = split_coordinate(source[j], j, false);
     }
-    counts[empty] = counts[largest] / 2;
-    counts[largest] -= counts[empty];
-    ++split;
   }
-  return split;
+  return static_cast<int64_t>(splits.size());
 }
 
-// Deterministic [0, 1) from a 64-bit generator (std::uniform_real_distribution is not
-// specified bit for bit across standard libraries).
-double unit_uniform(std::mt19937_64& rng) { return double(rng() >> 11) * 0x1.0p-53; }
-
-constexpr int64_t kSumBlockRows = 4096;
-
-// Index of the first row whose running sum of weights exceeds `target` (blocked, so the
-// sums are the same whatever the thread count).
+// The row k-means++ draws next (seeding_rules.h), from block sums computed in parallel.
 int64_t sample_by_weight(const std::vector<double>& weights, std::mt19937_64& rng) {
   const int64_t n = static_cast<int64_t>(weights.size());
   const int64_t blocks = (n + kSumBlockRows - 1) / kSumBlockRows;
@@ -87,20 +75,11 @@ int64_t sample_by_weight(const std::vector<double>& weights, std::mt19937_64& rn
     for (int64_t i = b * kSumBlockRows; i < std::min(n, (b + 1) * kSumBlockRows); ++i) sum += weights[i];
     block_sums[b] = sum;
   }
-  double total = 0.0;
-  for (double sum : block_sums) total += sum;
-  const double u = unit_uniform(rng);
-  if (!(total > 0.0)) return std::min<int64_t>(n - 1, static_cast<int64_t>(u * n));  // all rows coincide
-  double target = u * total;
-  int64_t b = 0;
-  while (b < blocks - 1 && target >= block_sums[b]) target -= block_sums[b++];
-  int64_t i = b * kSumBlockRows;
-  const int64_t stop = std::min(n, (b + 1) * kSumBlockRows);
-  while (i < stop - 1 && target >= weights[i]) target -= weights[i++];
-  return i;
+  return pick_by_weight(block_sums.data(), blocks, n, unit_uniform(rng()),
+                        [&](int64_t b) { return weights.data() + b * kSumBlockRows; });
 }
 
-// Squared distance of every row to row `center` (2 - 2 cos for cosine / inner product).
+// Squared distance of every row to row `center` (seeding_rules.h seeding_distance).
 void distances_to(const Matrix& x, const std::vector<float>& squared_norms, int64_t center, knn::Metric metric,
                   std::vector<double>& out) {
   const int64_t d = x.cols;
@@ -114,14 +93,7 @@ void distances_to(const Matrix& x, const std::vector<float>& squared_norms, int6
       widen_row(x, i, row.data());
       double dot = 0.0;
       for (int64_t j = 0; j < d; ++j) dot += double(row[j]) * c[j];
-      double distance;
-      if (metric == knn::Metric::L2) {
-        distance = double(squared_norms[i]) + squared_norms[center] - 2.0 * dot;
-      } else {
-        const double norms = std::sqrt(double(squared_norms[i]) * squared_norms[center]);
-        distance = 2.0 - 2.0 * (norms > 0.0 ? dot / norms : 0.0);
-      }
-      out[i] = std::max(distance, 0.0);
+      out[i] = seeding_distance(dot, squared_norms[i], squared_norms[center], metric);
     }
   }
 }
@@ -340,7 +312,7 @@ void kmeans_plus_plus_cpu(const SeedingProblem& p) {
   }
   std::mt19937_64 rng(p.seed);
   auto* chosen = p.chosen.as<int64_t>();
-  chosen[0] = std::min<int64_t>(n - 1, static_cast<int64_t>(unit_uniform(rng) * n));
+  chosen[0] = uniform_row(unit_uniform(rng()), n);
   std::vector<double> nearest(n), latest(n);
   distances_to(p.x, squared_norms, chosen[0], p.metric, nearest);
   for (int64_t c = 1; c < clusters; ++c) {

@@ -32,8 +32,10 @@
 #include "core/cuda_check.h"
 #include "core/cuda_memory.h"
 #include "core/errors.h"
+#include "core/search_rules.h"
 #include "kmeans/kmeans.h"
 #include "kmeans/ivf_rules.h"
+#include "kmeans/seeding_rules.h"
 #include "kmeans/split_rules.h"
 #include "knn/exact_score_cuda.cuh"
 #include "knn/topk_cuda.cuh"
@@ -142,16 +144,7 @@ __global__ void fill_row_ids_kernel(int64_t* values, int64_t n) {
 __global__ void cluster_offsets_kernel(const int64_t* sorted_keys, int64_t n, int64_t clusters, int64_t* offsets) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c <= clusters; c += stride) {
-    int64_t low = 0, high = n;
-    while (low < high) {
-      const int64_t mid = low + (high - low) / 2;
-      if (sorted_keys[mid] < c) {
-        low = mid + 1;
-      } else {
-        high = mid;
-      }
-    }
-    offsets[c] = low;
+    offsets[c] = first_not_below(sorted_keys, n, c);
   }
 }
 
@@ -215,11 +208,6 @@ void launch_cluster_means(const UpdateProblem& p, cudaStream_t stream) {
 
 // ---- k-means++ -----------------------------------------------------------------------------
 
-// Deterministic [0, 1) from a 64-bit generator: the rule of kmeans_cpu.cpp, repeated here
-// (that file keeps it private); the two must stay identical.
-double unit_uniform(std::mt19937_64& rng) { return double(rng() >> 11) * 0x1.0p-53; }
-
-constexpr int64_t kSumBlockRows = 4096;  // as in kmeans_cpu.cpp
 constexpr int kBlockSumThreads = 256;
 
 // The CPU's distances_to followed by its nearest = min(nearest, latest) (or nearest = latest
@@ -229,21 +217,8 @@ __global__ void seeding_distances_kernel(const double* dots, const float* square
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const double center_squared = squared_norms[center];
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const double dot = dots[i];
-    const double row_squared = squared_norms[i];
-    double distance;
-    if (metric == Metric::L2) {
-      distance = __dsub_rn(__dadd_rn(row_squared, center_squared), __dmul_rn(2.0, dot));
-    } else {
-      const double norms = __dsqrt_rn(__dmul_rn(row_squared, center_squared));
-      distance = __dsub_rn(2.0, __dmul_rn(2.0, norms > 0.0 ? __ddiv_rn(dot, norms) : 0.0));
-    }
-    distance = distance < 0.0 ? 0.0 : distance;  // std::max(distance, 0.0)
-    if (first) {
-      nearest[i] = distance;
-    } else if (distance < nearest[i]) {  // std::min(nearest, distance)
-      nearest[i] = distance;
-    }
+    const double distance = seeding_distance(dots[i], squared_norms[i], center_squared, metric);
+    if (first || distance < nearest[i]) nearest[i] = distance;  // std::min(nearest, distance)
   }
 }
 
@@ -262,35 +237,19 @@ __global__ void __launch_bounds__(kBlockSumThreads)
   }
 }
 
-// The CPU's sample_by_weight over device weights: block sums on the device, the walk on the
-// host (it copies the chosen block's weights back).
+// The CPU's sample_by_weight over device weights: block sums on the device, the walk
+// (seeding_rules.h) on the host, which copies back only the chosen block's weights.
 int64_t sample_by_weight(const double* weights, int64_t n, double* block_sums, std::vector<double>& host_sums,
                          std::vector<double>& host_weights, std::mt19937_64& rng, cudaStream_t stream) {
   const int64_t blocks = (n + kSumBlockRows - 1) / kSumBlockRows;
   block_sums_kernel<<<static_cast<unsigned>(blocks), kBlockSumThreads, 0, stream>>>(weights, n, block_sums);
   CLIPADAPT_CUDA_CHECK_LAUNCH();
   copy_to_host(host_sums.data(), block_sums, blocks, stream);
-  double total = 0.0;
-  for (int64_t b = 0; b < blocks; ++b) total += host_sums[b];
-  const double u = unit_uniform(rng);
-  if (!(total > 0.0)) {  // all rows coincide
-    return std::min<int64_t>(n - 1, static_cast<int64_t>(u * static_cast<double>(n)));
-  }
-  double target = u * total;
-  int64_t b = 0;
-  while (b < blocks - 1 && target >= host_sums[b]) {
-    target -= host_sums[b];
-    ++b;
-  }
-  const int64_t start = b * kSumBlockRows;
-  const int64_t stop = std::min(n, (b + 1) * kSumBlockRows);
-  copy_to_host(host_weights.data(), weights + start, stop - start, stream);
-  int64_t i = start;
-  while (i < stop - 1 && target >= host_weights[i - start]) {
-    target -= host_weights[i - start];
-    ++i;
-  }
-  return i;
+  return pick_by_weight(host_sums.data(), blocks, n, unit_uniform(rng()), [&](int64_t b) {
+    const int64_t first = b * kSumBlockRows;
+    copy_to_host(host_weights.data(), weights + first, std::min(n, first + kSumBlockRows) - first, stream);
+    return static_cast<const double*>(host_weights.data());
+  });
 }
 
 template <typename T>
@@ -314,7 +273,7 @@ void kmeans_plus_plus_typed(const SeedingProblem& p, cudaStream_t stream) {
   std::mt19937_64 rng(p.seed);
   std::vector<int64_t> chosen(static_cast<size_t>(clusters));
   std::vector<double> host_sums(static_cast<size_t>(blocks)), host_weights(static_cast<size_t>(kSumBlockRows));
-  chosen[0] = std::min<int64_t>(n - 1, static_cast<int64_t>(unit_uniform(rng) * static_cast<double>(n)));
+  chosen[0] = uniform_row(unit_uniform(rng()), n);
   if (clusters > 1) add_center(chosen[0], true);
   for (int64_t c = 1; c < clusters; ++c) {
     chosen[c] = sample_by_weight(nearest.get(), n, block_sums.get(), host_sums, host_weights, rng, stream);
@@ -475,15 +434,10 @@ int64_t update_centroids_cuda(const UpdateProblem& p) {
   // The CPU's split_empty_clusters on the counts; the centroid halves are replayed below.
   std::vector<int64_t> counts(static_cast<size_t>(clusters));
   for (int64_t c = 0; c < clusters; ++c) counts[c] = offsets[c + 1] - offsets[c];
-  std::vector<int64_t> splits;  // (fresh, source) pairs in order
-  for (int64_t empty = 0; empty < clusters; ++empty) {
-    if (counts[empty] != 0) continue;
-    const int64_t largest = largest_cluster(counts.data(), clusters);
-    if (counts[largest] < 2) break;  // nothing left to split
+  std::vector<int64_t> splits;  // (fresh, source) pairs in order, flattened
+  for (const auto& [empty, largest] : plan_splits(counts.data(), clusters)) {
     splits.push_back(empty);
     splits.push_back(largest);
-    counts[empty] = counts[largest] / 2;
-    counts[largest] -= counts[empty];
   }
   const auto split = static_cast<int64_t>(splits.size() / 2);
   if (split > 0 && d > 0) {

@@ -193,10 +193,40 @@ struct KeyRule {
   }
 };
 
+// Byte offsets of a tile kernel's dynamic shared memory: the query and database stages, the
+// score tile, and (fused kernel) the per-query lists of `width` indices, then keys.
+struct SharedLayout {
+  size_t x_stage, scores, list_indices, list_keys, total;
+};
+
+template <typename Policy>
+constexpr SharedLayout shared_layout(int width) {
+  const size_t stage = size_t(kTileRows) * Policy::kLd * sizeof(typename Policy::Element);
+  SharedLayout layout{};
+  layout.x_stage = stage;
+  layout.scores = 2 * stage;
+  layout.list_indices = layout.scores + size_t(kTileQueries) * kScoreLd * sizeof(float);
+  layout.list_keys = layout.list_indices + size_t(kTileQueries) * width * sizeof(int64_t);
+  layout.total = layout.list_keys + size_t(kTileQueries) * width * sizeof(float);
+  return layout;
+}
+
+// WMMA loads and stores need 256-bit aligned pointers: the stages and the score tile, and each
+// 16-row / 16-column fragment offset within them; the int64 lists need 8 bytes.
+template <typename Policy>
+constexpr bool layout_aligned() {
+  constexpr SharedLayout layout = shared_layout<Policy>(kMaxFusedK);
+  constexpr size_t element = sizeof(typename Policy::Element);
+  return layout.x_stage % 32 == 0 && layout.scores % 32 == 0 && layout.list_indices % 8 == 0 &&
+         (16 * Policy::kLd * element) % 32 == 0 && (16 * kScoreLd * sizeof(float)) % 32 == 0;
+}
+static_assert(layout_aligned<TensorCoreHalf<__half>>() && layout_aligned<TensorCoreHalf<__nv_bfloat16>>() &&
+                  layout_aligned<TensorCoreTf32>() && layout_aligned<ExactFloat>(),
+              "shared memory layout breaks WMMA or int64 alignment");
+
 template <typename Policy>
 constexpr size_t staging_bytes() {
-  return 2 * size_t(kTileRows) * Policy::kLd * sizeof(typename Policy::Element) +
-         size_t(kTileQueries) * kScoreLd * sizeof(float);
+  return shared_layout<Policy>(0).total;
 }
 
 // ---- Fused path: per-query lists in shared memory -------------------------------------------
@@ -209,11 +239,12 @@ __global__ void __launch_bounds__(kThreads) fused_knn_kernel(const typename Poli
                                                              int k, KeyRule rule, CandidateLists out) {
   using T = typename Policy::Element;
   extern __shared__ __align__(128) unsigned char shared[];
+  const SharedLayout layout = shared_layout<Policy>(k);
   T* q_stage = reinterpret_cast<T*>(shared);
-  T* x_stage = q_stage + kTileRows * Policy::kLd;
-  float* scores = reinterpret_cast<float*>(x_stage + kTileRows * Policy::kLd);
-  int64_t* list_indices = reinterpret_cast<int64_t*>(scores + kTileQueries * kScoreLd);
-  float* list_keys = reinterpret_cast<float*>(list_indices + kTileQueries * k);
+  T* x_stage = reinterpret_cast<T*>(shared + layout.x_stage);
+  float* scores = reinterpret_cast<float*>(shared + layout.scores);
+  int64_t* list_indices = reinterpret_cast<int64_t*>(shared + layout.list_indices);
+  float* list_keys = reinterpret_cast<float*>(shared + layout.list_keys);
 
   const int64_t q0 = int64_t(blockIdx.x) * kTileQueries;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -252,7 +283,7 @@ __global__ void __launch_bounds__(kThreads) fused_knn_kernel(const typename Poli
 // ---- Large-k path: key slab + stable segmented sort ---------------------------------------
 
 // Keys of queries [chunk_first, chunk_first + chunk_queries) against every database row, as a
-// [chunk_queries, rows] slab. NaN keys become -NaN, which CUB's descending order puts last.
+// [chunk_queries, rows] slab of slab_key (topk_rules.h).
 template <typename Policy>
 __global__ void __launch_bounds__(kThreads) key_slab_kernel(const typename Policy::Element* queries,
                                                             const typename Policy::Element* database, Geometry g,
@@ -260,9 +291,10 @@ __global__ void __launch_bounds__(kThreads) key_slab_kernel(const typename Polic
                                                             KeyRule rule, float* slab) {
   using T = typename Policy::Element;
   extern __shared__ __align__(128) unsigned char shared[];
+  constexpr SharedLayout layout = shared_layout<Policy>(0);
   T* q_stage = reinterpret_cast<T*>(shared);
-  T* x_stage = q_stage + kTileRows * Policy::kLd;
-  float* scores = reinterpret_cast<float*>(x_stage + kTileRows * Policy::kLd);
+  T* x_stage = reinterpret_cast<T*>(shared + layout.x_stage);
+  float* scores = reinterpret_cast<float*>(shared + layout.scores);
   const int64_t q0 = chunk_first + int64_t(blockIdx.y) * kTileQueries;
   const int64_t x0 = int64_t(blockIdx.x) * kTileRows;
   dot_tile<Policy>(queries, database, g, q0, x0, q_stage, x_stage, scores);
@@ -270,10 +302,7 @@ __global__ void __launch_bounds__(kThreads) key_slab_kernel(const typename Polic
     const int r = e / kTileRows, c = e % kTileRows;
     const int64_t query = q0 + r, row = x0 + c;
     if (query >= chunk_first + chunk_queries || row >= g.rows) continue;
-    float key = rule.key(scores[r * kScoreLd + c], query, row);
-    if (key != key) key = -NAN;
-    if (key == 0.0f) key = 0.0f;  // -0 and +0 tie under ranks_before; make CUB see them equal too
-    slab[(query - chunk_first) * g.rows + row] = key;
+    slab[(query - chunk_first) * g.rows + row] = slab_key(rule.key(scores[r * kScoreLd + c], query, row));
   }
 }
 
@@ -310,7 +339,7 @@ void allow_shared_memory(Kernel kernel, size_t bytes) {
 // Dynamic shared memory of the fused kernel for lists of `width`.
 template <typename Policy>
 size_t fused_shared_bytes(int width) {
-  return staging_bytes<Policy>() + size_t(kTileQueries) * width * (sizeof(float) + sizeof(int64_t));
+  return shared_layout<Policy>(width).total;
 }
 
 size_t device_shared_memory_limit() {

@@ -3,43 +3,24 @@
 #pragma once
 #include <cstdint>
 
+#include "knn/topk_insert.h"
 #include "knn/topk_rules.h"
 
 namespace clipadapt::knn {
 
-// Longest list a warp keeps in shared memory (k above it takes other paths).
-constexpr int kMaxFusedK = 128;
-constexpr int kSlotsPerLane = kMaxFusedK / 32;
-constexpr unsigned kFullMask = 0xffffffffu;
-
 // Warp-cooperative insertion into a best-first list of length k <= kMaxFusedK. Every lane of
 // the (converged) warp passes the same candidate; the list order follows ranks_before
-// (topk_rules.h). A candidate that does not beat the last entry is dropped.
+// (topk_rules.h). A candidate that does not beat the last entry is dropped. The per-lane steps
+// are the host/device functions of topk_insert.h, which the CPU tests run lane by lane.
 __device__ __forceinline__ void warp_insert(float* keys, int64_t* indices, int k, float key, int64_t index,
                                             int lane) {
   if (!ranks_before(key, index, keys[k - 1], indices[k - 1])) return;
-  int ahead = 0;
-  for (int s = lane; s < k; s += 32) ahead += ranks_before(keys[s], indices[s], key, index) ? 1 : 0;
+  int ahead = lane_ahead_count(keys, indices, k, key, index, lane);
   for (int offset = 16; offset > 0; offset >>= 1) ahead += __shfl_xor_sync(kFullMask, ahead, offset);
-  float moved_keys[kSlotsPerLane];
-  int64_t moved_indices[kSlotsPerLane];
-#pragma unroll
-  for (int t = 0; t < kSlotsPerLane; ++t) {
-    const int slot = ahead + lane + 32 * t;
-    if (slot < k - 1) {
-      moved_keys[t] = keys[slot];
-      moved_indices[t] = indices[slot];
-    }
-  }
+  MovedSlots moved;
+  lane_read_moves(keys, indices, k, ahead, lane, moved);
   __syncwarp();
-#pragma unroll
-  for (int t = 0; t < kSlotsPerLane; ++t) {
-    const int slot = ahead + lane + 32 * t;
-    if (slot < k - 1) {
-      keys[slot + 1] = moved_keys[t];
-      indices[slot + 1] = moved_indices[t];
-    }
-  }
+  lane_write_moves(keys, indices, k, ahead, lane, moved);
   if (lane == 0) {
     keys[ahead] = key;
     indices[ahead] = index;

@@ -43,6 +43,14 @@ CLIPADAPT_HD float key_from_dot(float dot, float query_term, float database_term
   return dot;
 }
 
+// The key a fast-pass slab row is sorted by (descending, stable, by CUB's radix order of
+// float bits): NaN becomes -NaN, which that order puts after every number, and -0 becomes +0,
+// which ranks_before already ties with +0 but the bit order would not.
+CLIPADAPT_HD float slab_key(float key) {
+  if (key != key) return -NAN;
+  return key == 0.0f ? 0.0f : key;
+}
+
 // The reported score of a key (undoes the L2 negation, a zero distance as +0; empty slots
 // report -inf / +inf).
 CLIPADAPT_HD float score_from_key(float key, Metric metric) {

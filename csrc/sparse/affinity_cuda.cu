@@ -23,6 +23,7 @@
 #include "core/cuda_check.h"
 #include "core/cuda_memory.h"
 #include "core/errors.h"
+#include "core/search_rules.h"
 #include "sparse/affinity_rules.h"
 #include "sparse/sparse.h"
 
@@ -41,14 +42,14 @@ __global__ void flag_out_of_range(const int64_t* neighbors, int64_t count, int64
 
 __global__ void build_entries(const int64_t* neighbors, const float* similarities, int64_t n, int64_t k,
                               AffinityKernel kernel, double gamma, int64_t* keys, double* weights) {
-  const int64_t count = n * k, sentinel = n * n;
+  const int64_t count = n * k;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < count; e += stride) {
     const int64_t i = e / k, j = neighbors[e];
     const double weight = edge_weight(similarities[e], kernel, gamma);
-    keys[e] = i == j ? sentinel : i * n + j;
+    keys[e] = edge_key(i, j, n);
     weights[e] = weight;
-    keys[count + e] = i == j ? sentinel : j * n + i;
+    keys[count + e] = edge_key(j, i, n);
     weights[count + e] = weight;
   }
 }
@@ -65,17 +66,7 @@ __global__ void count_entries(const int64_t* unique_keys, const int64_t* runs, i
 __global__ void row_pointers(const int64_t* keys, int64_t nnz, int64_t n, int64_t* indptr) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t row = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; row <= n; row += stride) {
-    const int64_t target = row * n;
-    int64_t low = 0, high = nnz;
-    while (low < high) {
-      const int64_t middle = low + (high - low) / 2;
-      if (keys[middle] < target) {
-        low = middle + 1;
-      } else {
-        high = middle;
-      }
-    }
-    indptr[row] = low;
+    indptr[row] = first_not_below(keys, nnz, row * n);
   }
 }
 
@@ -97,7 +88,7 @@ __global__ void write_entries(const double* sums, int64_t nnz, int64_t n, double
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < nnz; t += stride) {
     const int64_t key = keys_then_indices[t];
-    const int64_t row = key / n, column = key % n;
+    const int64_t row = edge_row(key, n), column = edge_column(key, n);
     const double weight = sums[t] * scale;
     values[t] = static_cast<Value>(normalize ? normalized_weight(weight, degrees[row], degrees[column]) : weight);
     keys_then_indices[t] = column;
@@ -141,7 +132,7 @@ int64_t affinity_cuda(const AffinityProblem& p) {
   const auto* neighbors = p.neighbors.as<const int64_t>();
   check_neighbor_range(neighbors, n * k, n, stream);
 
-  const int64_t edges = n * k, entries = 2 * edges, sentinel = n * n;
+  const int64_t edges = n * k, entries = 2 * edges, sentinel = edge_key(0, 0, n);  // every self edge's key
   // out.indices (capacity >= 2 n k) first holds the unsorted COO keys, then, once the sort has
   // consumed them, the unique keys, which write_entries finally turns into column indices.
   int64_t* keys = p.out.indices.as<int64_t>();

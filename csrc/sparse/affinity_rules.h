@@ -1,11 +1,18 @@
 // Edge-weight and normalisation rules shared by the CPU and CUDA affinity kernels.
 #pragma once
 #include <cmath>
+#include <cstdint>
 
 #include "core/half.h"  // CLIPADAPT_HD
 #include "sparse/sparse.h"
 
 namespace clipadapt::sparse {
+
+// COO keys of the CUDA affinity's sort: entry (row, col) of an n-node graph is row * n + col;
+// a self edge gets n * n, which sorts after every real entry and is dropped.
+CLIPADAPT_HD int64_t edge_key(int64_t row, int64_t col, int64_t n) { return row == col ? n * n : row * n + col; }
+CLIPADAPT_HD int64_t edge_row(int64_t key, int64_t n) { return key / n; }
+CLIPADAPT_HD int64_t edge_column(int64_t key, int64_t n) { return key % n; }
 
 // Kernel weight of an edge from its cosine similarity.
 CLIPADAPT_HD double edge_weight(float cosine, AffinityKernel kernel, double gamma) {

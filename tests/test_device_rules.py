@@ -1,0 +1,150 @@
+"""The rules the CUDA kernels apply, checked on the CPU.
+
+Each rule is one host/device function compiled into both the CPU and the CUDA code; here the
+host copy runs against NumPy references, so the first GPU run meets tested rules.
+"""
+import numpy as np
+import pytest
+
+from clipadapt._native import _core
+
+rules = _core._rules
+
+
+def _lanes_reference(a, b):
+    """The canonical order written out: 32 lane sums in float64, then pairwise halving."""
+    lanes = np.zeros(32)
+    for start in range(0, len(a), 32):
+        for lane in range(min(32, len(a) - start)):
+            lanes[lane] += float(a[start + lane]) * float(b[start + lane])
+    offset = 16
+    while offset >= 1:
+        lanes[:offset] = lanes[:offset] + lanes[offset:2 * offset]
+        offset //= 2
+    return lanes[0]
+
+
+@pytest.mark.parametrize("d", [1, 7, 31, 32, 33, 64, 95, 512, 769])
+def test_canonical_dot_is_the_32_lane_order(d):
+    rng = np.random.default_rng(d)
+    a = rng.standard_normal(d).astype(np.float32) * np.float32(3)
+    b = rng.standard_normal(d).astype(np.float32)
+    assert rules.canonical_dot(a, b) == _lanes_reference(a, b)  # bitwise
+    assert rules.canonical_dot(a, b) == pytest.approx(float(a.astype(np.float64) @ b.astype(np.float64)), rel=1e-12)
+
+
+def test_exact_key_rules():
+    assert rules.exact_key(0.5, 1.0, 4.0, "cosine") == pytest.approx(0.25)
+    assert rules.exact_key(3.0, 0.0, 4.0, "cosine") == 0.0  # a zero row has cosine 0
+    assert rules.exact_key(2.0, 2.0, 2.0, "l2") == 0.0 and not np.signbit(rules.exact_key(2.0, 2.0, 2.0, "l2"))
+    assert rules.exact_key(1.0, 4.0, 9.0, "l2") == -11.0  # keys are negated distances
+    assert np.isnan(rules.exact_key(1.0, np.inf, 1.0, "ip"))
+    assert np.isnan(rules.exact_key(1.0, 1.0, np.nan, "cosine"))
+    assert np.isnan(rules.exact_key(1.0, 1.0, 2.0 ** 100, "ip"))  # beyond the supported norm
+
+
+def test_slab_key_orders_nan_last_and_ties_signed_zeros():
+    keys = np.array([0.5, np.nan, -0.0, 0.0, -1.0, np.inf, -np.inf], dtype=np.float32)
+    slab = np.array([rules.slab_key(float(k)) for k in keys], dtype=np.float32)
+    bits = slab.view(np.uint32)
+    assert bits[2] == bits[3]  # -0 -> +0: the radix order sees one value
+    # CUB's descending float order: flip to an unsigned order as its radix sort does.
+    flipped = np.where(bits >> 31, ~bits, bits | np.uint32(0x80000000))
+    order = np.argsort(-flipped.astype(np.int64), kind="stable")
+    assert order[-1] == 1  # NaN last
+    np.testing.assert_array_equal(order[:6], [5, 0, 2, 3, 4, 6])
+
+
+@pytest.mark.parametrize("k", [1, 2, 31, 32, 33, 100, 128])
+def test_warp_insert_lane_by_lane_equals_a_stable_top_k(k):
+    rng = np.random.default_rng(k)
+    keys = rng.integers(-20, 20, 600).astype(np.float32) / 4  # many ties
+    indices = rng.permutation(600).astype(np.int64)
+    got_keys, got_indices = rules.warp_insert_all(keys, indices, k)
+    order = np.lexsort((indices, -keys))[:k]
+    np.testing.assert_array_equal(got_keys, keys[order])
+    np.testing.assert_array_equal(got_indices, indices[order])
+
+
+def test_warp_insert_drops_nan_and_keeps_empty_slots():
+    keys, indices = rules.warp_insert_all(np.array([np.nan, 1.0, np.nan], np.float32), np.array([0, 1, 2]), 4)
+    assert keys[0] == 1.0 and indices[0] == 1
+    assert np.isneginf(keys[1:]).all() and (np.asarray(indices[1:]) == np.iinfo(np.int64).max).all()
+
+
+def test_scans_probe_skips_repeats_and_out_of_range():
+    row = np.array([3, -1, 3, 7, 2, 7, 9], dtype=np.int64)
+    scanned = [rules.scans_probe(row, j, 8) for j in range(len(row))]
+    assert scanned == [True, False, False, True, True, False, False]
+
+
+def _plan_reference(counts):
+    counts = list(counts)
+    splits = []
+    for empty in range(len(counts)):
+        if counts[empty]:
+            continue
+        largest = int(np.argmax(counts))  # first maximum: the lowest id on ties
+        if counts[largest] < 2:
+            break
+        splits.append((empty, largest))
+        counts[empty] = counts[largest] // 2
+        counts[largest] -= counts[empty]
+    return splits, counts
+
+
+@pytest.mark.parametrize("counts", [[0, 5, 0, 5], [3, 0, 0, 0, 1], [0, 1, 0], [4, 4, 0, 0, 0, 0], [7]])
+def test_split_plan(counts):
+    splits, after = rules.plan_splits(counts)
+    expected_splits, expected_after = _plan_reference(counts)
+    assert [tuple(s) for s in splits] == expected_splits
+    assert list(after) == expected_after
+    assert sum(after) == sum(counts)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_seeding_distance(metric):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        x, c = rng.standard_normal((2, 9))
+        dot, xx, cc = float(x @ c), float(x @ x), float(c @ c)
+        expected = (xx + cc) - 2 * dot if metric == "l2" else 2 - 2 * dot / np.sqrt(xx * cc)
+        assert rules.seeding_distance(dot, xx, cc, metric) == pytest.approx(max(expected, 0.0), abs=1e-12)
+    assert rules.seeding_distance(1.0, 1.0, 1.0, "cosine") == 0.0
+    assert rules.seeding_distance(2.0, 1.0, 1.0, "l2") == 0.0  # clamped at 0
+    assert rules.seeding_distance(0.0, 0.0, 1.0, "cosine") == 2.0  # a zero row: cosine 0
+
+
+def test_unit_uniform_uses_the_top_53_bits():
+    assert rules.unit_uniform(0) == 0.0
+    assert rules.unit_uniform(2 ** 64 - 1) == 1 - 2.0 ** -53
+    assert rules.unit_uniform(2 ** 63) == 0.5
+
+
+def test_pick_by_weight_walks_blocks_then_rows():
+    rng = np.random.default_rng(1)
+    weights = rng.random(10_000) * (rng.random(10_000) < 0.3)
+    cumulative = np.cumsum(weights)
+    for u in [0.0, 1e-9, 0.25, 0.5, 0.999999, rng.random()]:
+        picked = rules.pick_by_weight(weights, u)
+        assert weights[picked] > 0
+        # the first row whose running sum exceeds u * total (up to the blocked sum's rounding)
+        assert abs(cumulative[picked] - u * cumulative[-1]) <= weights[picked] + 1e-9 * cumulative[-1]
+    assert rules.pick_by_weight(np.zeros(10), 0.55) == 5  # all rows at a center: uniform
+    assert rules.pick_by_weight(np.zeros(10), 0.9999999) == 9
+
+
+def test_first_not_below_is_a_lower_bound():
+    rng = np.random.default_rng(2)
+    keys = np.sort(rng.integers(0, 50, 300)).astype(np.int64)
+    for target in range(-1, 52):
+        assert rules.first_not_below(keys, target) == np.searchsorted(keys, target, side="left")
+    assert rules.first_not_below(np.array([], dtype=np.int64), 3) == 0
+
+
+def test_edge_keys_round_trip_and_self_edges_sort_last():
+    n = 1000
+    for row, col in [(0, 1), (999, 0), (17, 998), (500, 501)]:
+        key = rules.edge_key(row, col, n)
+        assert (rules.edge_row(key, n), rules.edge_column(key, n)) == (row, col)
+        assert key < rules.edge_key(5, 5, n) == n * n
