@@ -85,4 +85,9 @@ void require_same_device(const Matrix& a, const char* a_name, const Matrix& b, c
   }
 }
 
+void require_one_device(std::initializer_list<NamedArray> arrays) {
+  const NamedArray& first = *arrays.begin();
+  for (const NamedArray& other : arrays) require_same_device(first.array, first.name, other.array, other.name);
+}
+
 }  // namespace clipadapt::bindings

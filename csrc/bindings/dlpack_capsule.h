@@ -2,6 +2,7 @@
 // Matrix views. The capsule is only read, never consumed: the caller's Python object keeps
 // the producer's buffer alive for the duration of the call.
 #pragma once
+#include <initializer_list>
 #include <pybind11/pybind11.h>
 
 #include "core/array.h"
@@ -14,5 +15,12 @@ Matrix matrix_from_capsule(const pybind11::capsule& capsule, const char* name, b
 
 // Raises ValueError naming both arguments when two views are on different devices.
 void require_same_device(const Matrix& a, const char* a_name, const Matrix& b, const char* b_name);
+
+// Every array of a call on one device: a kernel reads each one on the device of the first.
+struct NamedArray {
+  const Matrix& array;
+  const char* name;
+};
+void require_one_device(std::initializer_list<NamedArray> arrays);
 
 }  // namespace clipadapt::bindings

@@ -24,7 +24,7 @@ void group_by_cluster_into(const py::capsule& assignments, int64_t clusters, con
   problem.order = matrix_from_capsule(order, "order", true);
   problem.offsets = matrix_from_capsule(offsets, "offsets", true);
   problem.stream = reinterpret_cast<void*>(stream);
-  require_same_device(problem.assignments, "assignments", problem.order, "order");
+  require_one_device({{problem.assignments, "assignments"}, {problem.order, "order"}, {problem.offsets, "offsets"}});
   kmeans::validate(problem);
   dispatch(problem, problem.assignments, &kmeans::group_by_cluster_cpu, CLIPADAPT_CUDA_KERNEL(kmeans::group_by_cluster_cuda));
 }
@@ -40,8 +40,11 @@ int64_t update_centroids_into(const py::capsule& x, const py::capsule& order, co
   problem.centroids = matrix_from_capsule(centroids, "centroids", true);
   problem.counts = matrix_from_capsule(counts, "counts", true);
   problem.stream = reinterpret_cast<void*>(stream);
-  require_same_device(problem.x, "update_x", problem.order, "order");
-  require_same_device(problem.x, "update_x", problem.centroids, "centroids");
+  require_one_device({{problem.x, "update_x"},
+                      {problem.order, "order"},
+                      {problem.offsets, "offsets"},
+                      {problem.centroids, "centroids"},
+                      {problem.counts, "counts"}});
   kmeans::validate(problem);
   return dispatch(problem, problem.x, &kmeans::update_centroids_cpu, CLIPADAPT_CUDA_KERNEL(kmeans::update_centroids_cuda));
 }
@@ -73,7 +76,13 @@ void ivf_search_into(const py::capsule& queries, const py::capsule& vectors, con
   problem.scores = matrix_from_capsule(scores, "scores", true);
   problem.indices = matrix_from_capsule(indices, "indices", true);
   problem.stream = reinterpret_cast<void*>(stream);
-  require_same_device(problem.queries, "queries", problem.vectors, "index");
+  require_one_device({{problem.queries, "queries"},
+                      {problem.vectors, "index"},
+                      {problem.ids, "ids"},
+                      {problem.offsets, "offsets"},
+                      {problem.probes, "probes"},
+                      {problem.scores, "scores"},
+                      {problem.indices, "indices"}});
   kmeans::validate(problem);
   dispatch(problem, problem.queries, &kmeans::ivf_search_cpu, CLIPADAPT_CUDA_KERNEL(kmeans::ivf_search_cuda));
 }

@@ -33,8 +33,7 @@ sparse::Csr csr_from(const py::capsule& indptr, const py::capsule& indices, cons
   csr.values = matrix_from_capsule(values, (std::string(name) + ".values").c_str(), writable);
   csr.rows = rows;
   csr.cols = cols;
-  require_same_device(csr.indptr, "indptr", csr.indices, "indices");
-  require_same_device(csr.indptr, "indptr", csr.values, "values");
+  require_one_device({{csr.indptr, "indptr"}, {csr.indices, "indices"}, {csr.values, "values"}});
   return csr;
 }
 
@@ -53,8 +52,10 @@ int64_t affinity_into(const py::capsule& neighbors, const py::capsule& similarit
   problem.gamma = gamma;
   problem.normalize = normalize;
   problem.stream = reinterpret_cast<void*>(stream);
-  require_same_device(problem.neighbors, "graph.indices", problem.similarities, "graph.scores");
-  require_same_device(problem.neighbors, "graph.indices", problem.out.indptr, "out");
+  require_one_device({{problem.neighbors, "graph.indices"},
+                      {problem.similarities, "graph.scores"},
+                      {problem.out.indptr, "out"},
+                      {problem.degrees, "degrees"}});
   sparse::validate(problem);
   return dispatch(problem, problem.neighbors, &sparse::affinity_cpu, CLIPADAPT_CUDA_KERNEL(sparse::affinity_cuda));
 }
@@ -70,8 +71,8 @@ void spmm_into(const py::capsule& indptr, const py::capsule& indices, const py::
   problem.scale_ax = scale_ax;
   problem.scale_y = scale_y;
   problem.stream = reinterpret_cast<void*>(stream);
-  require_same_device(problem.a.indptr, "S", problem.x, "X");
-  require_same_device(problem.a.indptr, "S", problem.out, "out");
+  require_one_device({{problem.a.indptr, "S"}, {problem.x, "X"}, {problem.out, "out"}});
+  if (problem.y.data != nullptr) require_same_device(problem.a.indptr, "S", problem.y, "Y");
   sparse::validate(problem);
   dispatch(problem, problem.x, &sparse::spmm_cpu, CLIPADAPT_CUDA_KERNEL(sparse::spmm_cuda));
 }
@@ -90,8 +91,11 @@ void conjugate_gradient_into(const py::capsule& indptr, const py::capsule& indic
   problem.max_iter = max_iter;
   problem.tol = tol;
   problem.stream = reinterpret_cast<void*>(stream);
-  require_same_device(problem.s.indptr, "S", problem.b, "Y");
-  require_same_device(problem.s.indptr, "S", problem.x, "x");
+  require_one_device({{problem.s.indptr, "S"},
+                      {problem.b, "Y"},
+                      {problem.x, "x"},
+                      {problem.iterations, "iterations"},
+                      {problem.residuals, "residuals"}});
   sparse::validate(problem);
   dispatch(problem, problem.b, &sparse::conjugate_gradient_cpu, CLIPADAPT_CUDA_KERNEL(sparse::conjugate_gradient_cuda));
 }
