@@ -1,0 +1,10 @@
+"""clipadapt beyond one process: sharded k-NN, k-means and IVF on torch.distributed.
+
+Every rank of a process group calls the same function with its own shard of the rows;
+nothing gathers a whole dataset on one rank, and results equal the single-process functions
+on the shards concatenated in rank order.
+"""
+from clipadapt.distributed._comm import CollectiveError, RankFailed, Traffic, traffic
+from clipadapt.distributed.knn import KnnGraphShard, knn, knn_graph
+
+__all__ = ["CollectiveError", "KnnGraphShard", "RankFailed", "Traffic", "knn", "knn_graph", "traffic"]
