@@ -172,10 +172,22 @@ def _take_rows(array: _native.Array, rows: np.ndarray) -> Any:
     return array.value[xp.asarray(rows)]
 
 
+def _subsample_rows(n: int, n_clusters: int, max_points: int | None, seed: int) -> np.ndarray | None:
+    """The sorted rows k-means trains on out of ``n`` (``None``: all of them)."""
+    if max_points is None or n <= n_clusters * max_points:
+        return None
+    return np.sort(np.random.default_rng([seed, 1]).choice(n, n_clusters * max_points, replace=False))
+
+
+def _random_rows(n: int, n_clusters: int, seed: int) -> np.ndarray:
+    """The sorted rows of the ``"random"`` initialisation out of ``n``."""
+    return np.sort(np.random.default_rng(seed).choice(n, n_clusters, replace=False))
+
+
 def _subsample(a: _native.Array, u: _native.Array, n_clusters: int, max_points: int | None, seed: int):
-    if max_points is None or a.shape[0] <= n_clusters * max_points:
+    rows = _subsample_rows(a.shape[0], n_clusters, max_points, seed)
+    if rows is None:
         return a, u
-    rows = np.sort(np.random.default_rng([seed, 1]).choice(a.shape[0], n_clusters * max_points, replace=False))
     sub_a = _native.as_input(_take_rows(a, rows), "assign_x")
     return sub_a, (sub_a if u is a else _native.as_input(_take_rows(u, rows), "update_x"))
 
@@ -184,22 +196,24 @@ def _initial_centroids(a: _native.Array, n_clusters: int, metric: str, init: Any
     """float32 [K, d] in a's library and device (unit rows for spherical metrics)."""
     if isinstance(init, str):
         if init == "random":
-            rows = np.sort(np.random.default_rng(seed).choice(a.shape[0], n_clusters, replace=False))
+            rows = _random_rows(a.shape[0], n_clusters, seed)
         elif init == "kmeans++":
             rows = _kmeans_plus_plus(a, n_clusters, metric, seed)
         else:
             raise ValueError(f"init: unknown init {init!r}; use 'kmeans++', 'random' or an array [K, d]")
-        centroids = _native.astype(_take_rows(a, rows), a.library, "float32")
-    else:
-        given = _native.as_input(init, "init")
-        _native.require_same_device(a, "assign_x", given, "init")
-        if given.shape != (n_clusters, a.shape[1]):
-            raise ValueError(f"init: expected shape ({n_clusters}, {a.shape[1]}), got {given.shape}")
-        _native.check_finite(given, "init", _native.current_stream(given), skippable=False)
-        centroids = _native.astype(given.value, given.library, "float32", copy=True)
-    if metric in _SPHERICAL:
-        centroids = _native.normalize_rows(centroids, a.library)
-    return centroids
+        return _centroids_from_rows(_take_rows(a, rows), a.library, metric)
+    given = _native.as_input(init, "init")
+    _native.require_same_device(a, "assign_x", given, "init")
+    if given.shape != (n_clusters, a.shape[1]):
+        raise ValueError(f"init: expected shape ({n_clusters}, {a.shape[1]}), got {given.shape}")
+    _native.check_finite(given, "init", _native.current_stream(given), skippable=False)
+    return _centroids_from_rows(_native.astype(given.value, given.library, "float32", copy=True), a.library, metric)
+
+
+def _centroids_from_rows(rows: Any, library: str, metric: str) -> Any:
+    """Initial centroids from chosen rows: float32, unit rows for the spherical metrics."""
+    centroids = _native.astype(rows, library, "float32")
+    return _native.normalize_rows(centroids, library) if metric in _SPHERICAL else centroids
 
 
 def _kmeans_plus_plus(a: _native.Array, n_clusters: int, metric: str, seed: int) -> np.ndarray:
