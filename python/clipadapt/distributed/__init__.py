@@ -5,6 +5,8 @@ nothing gathers a whole dataset on one rank, and results equal the single-proces
 on the shards concatenated in rank order.
 """
 from clipadapt.distributed._comm import CollectiveError, RankFailed, Traffic, traffic
+from clipadapt.distributed.kmeans import kmeans, paired_kmeans
 from clipadapt.distributed.knn import KnnGraphShard, knn, knn_graph
 
-__all__ = ["CollectiveError", "KnnGraphShard", "RankFailed", "Traffic", "knn", "knn_graph", "traffic"]
+__all__ = ["CollectiveError", "KnnGraphShard", "RankFailed", "Traffic", "kmeans", "knn", "knn_graph", "paired_kmeans",
+           "traffic"]
