@@ -20,10 +20,8 @@ _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 RANKING_FILE = "descriptors-ranked.txt"
 
 
-def add_mudg_parser(commands: argparse._SubParsersAction) -> None:
-    """Register ``clipadapt mudg`` and its steps; each step's parser's default ``run(args) -> exit code`` runs it."""
-    mudg = commands.add_parser("mudg", help="MUDG: index a captioned source set, retrieve and select training "
-                               "images for a target's class names, fine-tune CLIP on them")
+def add_arguments(mudg: argparse.ArgumentParser) -> None:
+    """Give ``clipadapt mudg`` its steps; each step's parser's default ``run(args) -> exit code`` runs it."""
     steps = mudg.add_subparsers(dest="step", required=True)
     _add_corpus_parser(steps)
     _add_index_parser(steps)

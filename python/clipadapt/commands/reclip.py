@@ -12,11 +12,9 @@ from clipadapt.commands.models import (add_amp_argument, add_model_arguments, am
 log = logging.getLogger(__name__)
 
 
-def add_reclip_parser(commands: argparse._SubParsersAction) -> None:
-    """Register ``clipadapt reclip``; its parser's default ``run(args) -> exit code`` runs it."""
-    reclip = commands.add_parser(
-        "reclip", help="ReCLIP source-free adaptation of a CLIP model to an unlabelled target dataset",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def add_arguments(reclip: argparse.ArgumentParser) -> None:
+    """Give ``clipadapt reclip`` its options; its default ``run(args) -> exit code`` runs it."""
+    reclip.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     reclip.add_argument("--dataset", required=True,
                         help="an image folder (class_name/image.jpg) or a dataset key, e.g. cifar10, imagenet")
     reclip.add_argument("--root", default="data", help="where the keyed datasets are stored")
