@@ -2,11 +2,15 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cblas.h>
+#include <string>
+
 #include "bindings/dlpack_capsule.h"
 #include "core/device.h"
 #include "core/errors.h"
 #include "core/finite.h"
 #include "core/parallel.h"
+#include "knn/bf16_tiles.h"
 
 namespace py = pybind11;
 
@@ -78,6 +82,16 @@ py::list cuda_devices_as_dicts() {
   return devices;
 }
 
+// Which CPU kernels run on this machine, for benchmark records: the OpenBLAS core type of the
+// float32 tiles (OPENBLAS_CORETYPE can force another) and whether bfloat16 tiles use AVX-512 BF16.
+py::dict cpu_kernels() {
+  py::dict kernels;
+  kernels["blas"] = std::string("scipy-openblas32 ") + scipy_openblas_get_config();
+  kernels["blas_core"] = std::string(scipy_openblas_get_corename());
+  kernels["bfloat16_tiles"] = clipadapt::knn::bf16_tiles_available() ? "avx512_bf16" : "widened to float32 for sgemm";
+  return kernels;
+}
+
 bool has_nonfinite(const py::capsule& values, uintptr_t stream) {
   const clipadapt::Matrix m = clipadapt::bindings::matrix_from_capsule(values, "values", false);
   py::gil_scoped_release release;
@@ -104,6 +118,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &clipadapt::set_thread_count, py::arg("threads"),
         "Set the threads used by the CPU kernels, for every calling thread (process-wide).");
   clipadapt::set_interrupt_poll(&python_signal_pending);
+  m.def("cpu_kernels", &cpu_kernels, "Which CPU kernels run on this machine (BLAS core, bfloat16 tiles).");
   m.def("has_nonfinite", &has_nonfinite, py::arg("values"), py::arg("stream") = 0,
         "Whether a DLPack float array holds NaN or Inf.");
   clipadapt::bindings::register_knn(m);

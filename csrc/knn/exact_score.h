@@ -111,12 +111,14 @@ CLIPADAPT_HD double float32_sum_error(int64_t d) {
 // Bound on |fast key - exact key| for one query against any row of the database, given the
 // query's norm, the largest row norm and the largest inverse row norm among the rows the
 // fast pass scanned, and the relative error of its products (0 for float32 inputs multiplied
-// in float32; 2^-10 for tf32 tensor cores). Includes underflow (subnormal products) and the
-// final rounding of the exact key.
+// in float32; 2^-10 for tf32 tensor cores). Includes underflow: subnormal products, or, when
+// the fast pass flushes subnormal inputs and results to zero (AVX-512 BF16, tensor cores),
+// up to 2^-126 per term scaled by the larger operand; and the final rounding of the exact key.
 CLIPADAPT_HD double key_error_bound(Metric metric, int64_t d, double query_norm, double max_row_norm,
-                                    double max_inverse_row_norm, double product_error) {
+                                    double max_inverse_row_norm, double product_error, bool flushes_subnormals) {
   const double relative = float32_sum_error(d) + 1.01 * product_error;
-  const double underflow = double(d) * 0x1p-148;
+  const double per_term = flushes_subnormals ? 0x1p-125 * (1.0 + query_norm + max_row_norm) : 0x1p-148;
+  const double underflow = double(d) * per_term;
   switch (metric) {
     case Metric::Cosine: {
       const double inverse_query = query_norm > 0.0 ? 1.0 / query_norm : 0.0;

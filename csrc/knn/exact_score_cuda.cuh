@@ -118,7 +118,8 @@ struct RescoreProblem {
   int64_t dim;
   int k;
   Metric metric;
-  double product_error;  // relative error of the fast pass's products (exact_score.h)
+  double product_error;     // relative error of the fast pass's products (exact_score.h)
+  bool flushes_subnormals;  // tensor cores may flush subnormals
   bool exhaustive;       // every list holds every row its query could get
   const double* query_norms;
   const double* row_norms;
@@ -144,7 +145,7 @@ __global__ void rescore_kernel(const T* queries, const T* database, CandidateLis
     const double bound = key_error_bound(p.metric, p.dim, sqrt(p.query_norms[q]),
                                          __longlong_as_double(static_cast<long long>(p.bounds->max_norm_bits)),
                                          __longlong_as_double(static_cast<long long>(p.bounds->max_inverse_norm_bits)),
-                                         p.product_error);
+                                         p.product_error, p.flushes_subnormals);
     threshold = double(keys[k - 1]) - 2.0 * bound * (1.0 + 1e-6);
   }
   const bool full = rows[width - 1] != kEmptyIndex;

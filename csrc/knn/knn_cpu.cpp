@@ -14,6 +14,7 @@
 #include "core/half.h"
 #include "core/parallel.h"
 #include "core/simd.h"
+#include "knn/bf16_tiles.h"
 #include "knn/cpu_tiles.h"
 #include "knn/exact_score.h"
 #include "knn/knn.h"
@@ -92,6 +93,8 @@ namespace {
 struct Workspace {
   std::vector<float> query_rows;     // 16-bit inputs widened to float32
   std::vector<float> database_rows;  // likewise
+  std::vector<uint16_t> query_bits;  // bfloat16 queries of odd d, padded (bf16_tiles.h)
+  std::vector<uint16_t> packed_rows; // bfloat16 database tile, packed
   std::vector<float> keys;           // [query tile, database tile]
   std::vector<Candidate> heaps;      // [query tile, width]
 };
@@ -130,19 +133,41 @@ Plan make_plan(const FastPass& f, int threads) {
   return plan;
 }
 
+// The fast pass's dot-product tiles: bfloat16 rows on AVX-512 BF16 where the CPU has it,
+// else rows as float32 through sgemm.
+bool uses_bf16_tiles(const Matrix& m) { return m.dtype == DType::BFloat16 && bf16_tiles_available(); }
+
+// Query rows [q0, q0 + qn) in the form the tile function reads.
+const void* tile_queries(const FastPass& f, int64_t q0, int64_t qn, Workspace& ws) {
+  const int64_t d = f.queries.cols;
+  if (uses_bf16_tiles(f.queries)) return even_bf16_rows(f.queries.as<const uint16_t>() + q0 * d, qn, d, ws.query_bits);
+  return rows_for_blas(f.queries, q0, qn, ws.query_rows);
+}
+
+// ws.keys[qn, xn] = the dot products of the tile's queries with database rows [x0, x0 + xn).
+void database_tile(const FastPass& f, const void* queries, int64_t qn, int64_t x0, int64_t xn, Workspace& ws) {
+  const int64_t d = f.queries.cols;
+  if (uses_bf16_tiles(f.database)) {
+    pack_bf16_rows(f.database.as<const uint16_t>() + x0 * d, xn, d, ws.packed_rows);
+    bf16_dot_tile(static_cast<const uint16_t*>(queries), qn, ws.packed_rows.data(), xn, d, ws.keys.data());
+  } else {
+    dot_tile(static_cast<const float*>(queries), qn, rows_for_blas(f.database, x0, xn, ws.database_rows), xn, d,
+             ws.keys.data());
+  }
+}
+
 // Scans database rows [begin, end) for query rows [q0, q0 + qn), leaving each query's best
 // `width` (unsorted heaps) in ws.heaps.
 void search_slice(const FastPass& f, int64_t q0, int64_t qn, int64_t begin, int64_t end, Workspace& ws) {
-  const int64_t d = f.queries.cols, width = f.width;
+  const int64_t width = f.width;
   ws.heaps.resize(qn * width);
   reset_heap(ws.heaps.data(), qn * width);
   ws.keys.resize(qn * kDatabaseTile);
-  const float* q = rows_for_blas(f.queries, q0, qn, ws.query_rows);
+  const void* queries = tile_queries(f, q0, qn, ws);
   for (int64_t x0 = begin; x0 < end; x0 += kDatabaseTile) {
     if (interrupt_requested()) throw Interrupted();  // the caller's thread answers Ctrl-C within a tile
     const int64_t xn = std::min(kDatabaseTile, end - x0);
-    const float* x = rows_for_blas(f.database, x0, xn, ws.database_rows);
-    dot_tile(q, qn, x, xn, d, ws.keys.data());
+    database_tile(f, queries, qn, x0, xn, ws);
     for (int64_t r = 0; r < qn; ++r) {
       float* row = ws.keys.data() + r * xn;
       const int64_t query = q0 + r;
@@ -234,8 +259,9 @@ std::vector<int64_t> search_pending(const KnnProblem& p, PendingQueries& pending
     for (int64_t i = 0; i < m; ++i) {
       errors.run([&] {
         const int64_t query = pending.rows[i];
-        RescoreTarget target{&pending.matrix, i,     pending_norms[i], &p.database, database_norms.data(), nullptr,
-                             p.metric,        k,     bounds,           0.0,         width >= available};
+        RescoreTarget target{&pending.matrix, i,     pending_norms[i], &p.database,        database_norms.data(),
+                             nullptr,         p.metric, k,             bounds,             0.0,
+                             width >= available, uses_bf16_tiles(p.database)};
         retry[i] = !rescore_query(target, lists.data() + i * width, width, p.scores.as<float>() + query * k,
                                   p.indices.as<int64_t>() + query * k, scratch);
       });

@@ -422,6 +422,10 @@ double product_error(DType dtype, Precision precision, int64_t dim) {
   return precision == Precision::TF32 ? 0x1p-10 + float32_sum_error(dim) : 0.0;
 }
 
+bool uses_tensor_cores(DType dtype, Precision precision) {
+  return dtype != DType::Float32 || precision == Precision::TF32;
+}
+
 template <typename Policy>
 void run_fast_pass(const KnnProblem& p, const Geometry& g, const KeyRule& rule, const CandidateLists& lists,
                    cudaStream_t stream) {
@@ -455,6 +459,7 @@ void run(const KnnProblem& p, const Geometry& g, cudaStream_t stream) {
     CLIPADAPT_CUDA_CHECK(cudaMemsetAsync(retries.get(), 0, sizeof(int), stream));
     const RescoreProblem rescore{g.queries,         g.dim,           static_cast<int>(p.k),
                                  p.metric,          product_error(p.queries.dtype, p.precision, g.dim),
+                                 uses_tensor_cores(p.queries.dtype, p.precision),
                                  width >= available, query_norms.get(), row_norms.get(), bounds.get(),
                                  p.scores.as<float>(), p.indices.as<int64_t>(), retries.get()};
     constexpr int kWarpsPerBlock = 4;

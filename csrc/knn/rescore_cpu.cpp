@@ -62,7 +62,8 @@ bool rescore_query(const RescoreTarget& t, const Candidate* list, int64_t width,
   if (list[k - 1].index != kEmptyIndex) {
     // Slack of 1e-6 relative: the bound (a double) must not lose to its own rounding.
     const double bound = key_error_bound(t.metric, t.queries->cols, std::sqrt(t.query_squared_norm),
-                                         t.bounds.max_norm, t.bounds.max_inverse_norm, t.product_error);
+                                         t.bounds.max_norm, t.bounds.max_inverse_norm, t.product_error,
+                                         t.flushes_subnormals);
     threshold = double(list[k - 1].key) - 2.0 * bound * (1.0 + 1e-6);
   }
   if (full && !t.exhaustive && !(double(list[width - 1].key) < threshold)) return false;

@@ -21,6 +21,7 @@ def device_summary() -> dict[str, Any]:
         "cuda_runtime": f"{runtime // 1000}.{(runtime % 1000) // 10}" if runtime else None,
         "cuda_devices": list(_core.cuda_devices()),
         "cpu_threads": int(_core.get_num_threads()),
+        "cpu_kernels": dict(_core.cpu_kernels()),
     }
 
 

@@ -292,7 +292,9 @@ def run_knn_benchmark(n: int, d: int, k: int, *, threads: int = 2, seed: int = 0
     oracle_rows = np.sort(np.random.default_rng(seed).choice(n, size=min(oracle_queries, n), replace=False))
     log(f"knn: float64 oracle on {len(oracle_rows)} query rows")
     truth = exact_neighbours(x, oracle_rows, k)
-    reference = measure_reference_mm("knn", device, threads)
+    # bfloat16 rows run bfloat16 tiles: their yardstick is torch's bfloat16 mm (oneDNN's
+    # AVX-512 BF16 / AMX kernels on the CPU), the machine's bfloat16 rate.
+    reference = measure_reference_mm("knn", device, threads, "bfloat16" if dtype == "bfloat16" else None)
     rows = [_measure(entry, x, k, repeats, oracle_rows, truth) for entry in planned]
     _add_relative_columns(rows, flops=2.0 * n * n * d, reference_gflops=reference.get("gflops"))
     return publish_result("knn", parameters, threads, {"reference_mm": reference, "rows": rows}, format_knn_table,
