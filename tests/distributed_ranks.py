@@ -26,10 +26,14 @@ class Outcome:
     value: Any = None
     error: tuple[str, str] | None = None
 
-    def unwrap(self) -> Any:
-        if self.error is not None:
-            raise AssertionError(f"rank {self.rank} raised {self.error[0]}: {self.error[1]}")
-        return self.value
+
+def values(outcomes: list[Outcome]) -> list[Any]:
+    """Every rank's return value; AssertionError with every rank's error if any raised."""
+    errors = [f"rank {outcome.rank} raised {outcome.error[0]}: {outcome.error[1]}" for outcome in outcomes
+              if outcome.error is not None]
+    if errors:
+        raise AssertionError("\n".join(errors))
+    return [outcome.value for outcome in outcomes]
 
 
 def run_ranks(world_size: int, function: Callable[..., Any], *args: Any, wait: float = 60) -> list[Outcome]:

@@ -9,7 +9,7 @@ import torch
 
 import clipadapt
 import clipadapt.distributed as cd
-from distributed_ranks import run_ranks
+from distributed_ranks import run_ranks, values
 
 D = 8
 # Over 4096 rows, so that k-means++'s 4096-row weight blocks straddle shards; one shard empty,
@@ -58,7 +58,7 @@ def cluster_every_case(rank: int, world_size: int) -> dict:
 
 @pytest.mark.parametrize("world_size", [2, 3])
 def test_sharded_kmeans_equals_single_process(world_size):
-    outcomes = [outcome.unwrap() for outcome in run_ranks(world_size, cluster_every_case)]
+    outcomes = values(run_ranks(world_size, cluster_every_case))
     for name, case in CASES.items():
         rows, partners = data(SHARDS[world_size], case)
         expected = (clipadapt.paired_kmeans(rows, partners, **arguments(case)) if case.get("paired") else

@@ -12,7 +12,7 @@ import torch
 
 import clipadapt
 import clipadapt.distributed as cd
-from distributed_ranks import run_ranks
+from distributed_ranks import run_ranks, values
 
 D = 12
 # (database rows, query rows) per rank: uneven, one shard smaller than k, empty shards and queries.
@@ -43,7 +43,7 @@ def search_every_case(rank: int, world_size: int) -> list[tuple]:
 
 @pytest.mark.parametrize("world_size", [2, 3])
 def test_sharded_knn_and_graph_equal_single_process_bitwise(world_size):
-    outcomes = [outcome.unwrap() for outcome in run_ranks(world_size, search_every_case)]
+    outcomes = values(run_ranks(world_size, search_every_case))
     database_sizes, query_sizes = SHARDS[world_size]
     for rank, results in enumerate(outcomes):
         results = iter(results)

@@ -5,8 +5,9 @@ nothing gathers a whole dataset on one rank, and results equal the single-proces
 on the shards concatenated in rank order.
 """
 from clipadapt.distributed._comm import CollectiveError, RankFailed, Traffic, traffic
+from clipadapt.distributed.ivf import ShardedIVFIndex, load_as_one
 from clipadapt.distributed.kmeans import kmeans, paired_kmeans
 from clipadapt.distributed.knn import KnnGraphShard, knn, knn_graph
 
-__all__ = ["CollectiveError", "KnnGraphShard", "RankFailed", "Traffic", "kmeans", "knn", "knn_graph", "paired_kmeans",
-           "traffic"]
+__all__ = ["CollectiveError", "KnnGraphShard", "RankFailed", "ShardedIVFIndex", "Traffic", "kmeans", "knn", "knn_graph",
+           "load_as_one", "paired_kmeans", "traffic"]
