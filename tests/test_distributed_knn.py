@@ -1,6 +1,6 @@
-"""clipadapt.distributed.knn / knn_graph on real gloo groups of 2 and 3 CPU ranks: bitwise the
-single-process result over the concatenated shards; bad input and broken ranks end every rank
-with an error."""
+"""clipadapt.distributed.knn / knn_graph / take_rows on real gloo groups of 2 and 3 CPU ranks:
+bitwise the single-process result over the concatenated shards; bad input and broken ranks end
+every rank with an error."""
 from __future__ import annotations
 
 import os
@@ -38,6 +38,8 @@ def search_every_case(rank: int, world_size: int) -> list[tuple]:
         if case["k"] < sum(database_sizes):
             graph = cd.knn_graph(torch.from_numpy(database), case["k"], metric=case["metric"])
             results.append((graph.scores.numpy(), graph.indices.numpy(), graph.n, graph.first_row))
+    wanted = np.random.default_rng(rank).integers(0, sum(database_sizes), 4 * rank)  # any order, repeats, none
+    results.append(cd.take_rows(shards(1, database_sizes, "float16")[rank], wanted))
     return results
 
 
@@ -63,6 +65,8 @@ def test_sharded_knn_and_graph_equal_single_process_bitwise(world_size):
                 graph = clipadapt.knn_graph(database, case["k"], metric=case["metric"])
                 np.testing.assert_array_equal(ids, graph.indices[rows])
                 np.testing.assert_array_equal(scores, graph.scores[rows])
+        wanted = np.random.default_rng(rank).integers(0, sum(database_sizes), 4 * rank)
+        np.testing.assert_array_equal(next(results), np.concatenate(shards(1, database_sizes, "float16"))[wanted])
 
 
 def misuse(rank: int, world_size: int, scenario: str):

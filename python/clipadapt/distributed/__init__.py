@@ -8,6 +8,7 @@ from clipadapt.distributed._comm import CollectiveError, RankFailed, Traffic, tr
 from clipadapt.distributed.ivf import ShardedIVFIndex, load_as_one
 from clipadapt.distributed.kmeans import kmeans, paired_kmeans
 from clipadapt.distributed.knn import KnnGraphShard, knn, knn_graph
+from clipadapt.distributed.rows import take_rows
 
 __all__ = ["CollectiveError", "KnnGraphShard", "RankFailed", "ShardedIVFIndex", "Traffic", "kmeans", "knn", "knn_graph",
-           "load_as_one", "paired_kmeans", "traffic"]
+           "load_as_one", "paired_kmeans", "take_rows", "traffic"]

@@ -120,7 +120,8 @@ class Communicator:
 
     def guarded(self, compute: Callable[[], Result]) -> Result:
         """``compute()`` (local work between collectives), then a check that it succeeded on
-        every rank; a failure anywhere raises on every rank, as in :meth:`handshake`."""
+        every rank (so also a barrier); a failure anywhere raises on every rank, as in
+        :meth:`handshake`."""
         error, result = None, None
         try:
             result = compute()

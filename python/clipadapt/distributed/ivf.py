@@ -29,6 +29,7 @@ from clipadapt.ivf import IVFIndex
 from clipadapt.knn import _METRICS, Metric, _to_numpy
 
 MANIFEST_FILE = "ivf-shards.json"
+SHARD_PATTERN = "ivf-shard-*-of-*.npz"  # the names of shard_file
 FORMAT, VERSION = "clipadapt-ivf-shards", 1
 
 

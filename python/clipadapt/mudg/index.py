@@ -195,17 +195,29 @@ class MudgIndex:
 
     @classmethod
     def load(cls, out_dir: str | os.PathLike) -> "MudgIndex":
-        """Read an index saved by :meth:`save` / :func:`build_index` (arrays on the host)."""
+        """Read an index saved by :meth:`save` / :func:`build_index`, or built by a group of
+        ranks (:func:`clipadapt.distributed.mudg.build_index`), as one index (arrays on the host)."""
         out = Path(out_dir)
         info = _read_info(out)
         if info is None or not info.get("complete"):
             raise FileNotFoundError(f"out_dir: {out} holds no finished MUDG index ({INDEX_FILE} missing or "
                                     "incomplete); run build_index (it resumes)")
         try:
-            ivf = IVFIndex.load(out / IVF_FILE)
+            ivf = _load_ivf(out)
         except ValueError as error:
             raise ValueError(f"{error} (clipadapt mudg index --rebuild)") from error
         return cls(ivf, info)
+
+
+def _load_ivf(out: Path) -> IVFIndex:
+    """``ivf.npz``, or the parts a group of ranks saved (clipadapt.distributed.mudg) as one index."""
+    if (out / IVF_FILE).is_file():
+        return IVFIndex.load(out / IVF_FILE)
+    from clipadapt.distributed.ivf import MANIFEST_FILE, load_as_one  # torch.distributed: only for such an index
+
+    if (out / MANIFEST_FILE).is_file():
+        return load_as_one(out)
+    return IVFIndex.load(out / IVF_FILE)  # its error names the missing file
 
 
 def build_index(corpus: SourceCorpus | str | os.PathLike, out_dir: str | os.PathLike, *,
