@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from clipadapt import _validate
@@ -69,7 +70,7 @@ def _run_method(args: argparse.Namespace) -> int:
     """
     try:
         _check_device_option(args.device)
-        with exclusive_directory(Path(args.out), name="--out"):
+        with exclusive_directory(Path(args.out), name="--out") if _holds_the_output(args) else nullcontext():
             return args.run(args)
     except SystemExit as refusal:
         if not isinstance(refusal.code, str):
@@ -79,6 +80,13 @@ def _run_method(args: argparse.Namespace) -> int:
         message = str(error)
     print(f"clipadapt {args.command}: error: {message}", file=sys.stderr)
     return 2
+
+
+def _holds_the_output(args: argparse.Namespace) -> bool:
+    """Whether this process locks ``--out``: always, except a rank other than 0 of a torchrun
+    launch of a command that runs on the group (its parser sets ``runs_on_a_group``): rank 0
+    holds the directory that all of the group's ranks write."""
+    return not getattr(args, "runs_on_a_group", False) or os.environ.get("RANK", "0") == "0"
 
 
 def _check_device_option(device: str) -> None:

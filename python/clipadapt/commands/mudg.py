@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def _add_index_parser(steps: argparse._SubParsersAction) -> None:
     index.add_argument("--threads", type=int, default=None, help="CPU threads of the kernels (default: all)")
     index.add_argument("--rebuild", action="store_true", help="discard the stages of an earlier build in --out")
     _add_run_arguments(index, seed=1235, workers=False)
-    index.set_defaults(run=run_index)
+    index.set_defaults(run=run_index, runs_on_a_group=True)
 
 
 def _add_retrieve_parser(steps: argparse._SubParsersAction) -> None:
@@ -157,7 +158,8 @@ def run_corpus(args: argparse.Namespace) -> int:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    """Build (or finish building) the index of ``--corpus`` at ``--out``."""
+    """Build (or finish building) the index of ``--corpus`` at ``--out``; under torchrun, on
+    every launched rank together (clipadapt.distributed.mudg)."""
     from clipadapt.device import set_num_threads
     from clipadapt.mudg.corpus import SourceCorpus
     from clipadapt.mudg.index import build_index
@@ -165,8 +167,17 @@ def run_index(args: argparse.Namespace) -> int:
     _start("index")
     if args.threads is not None:
         set_num_threads(args.threads)
-    index = build_index(SourceCorpus(args.corpus), args.out, n_clusters=args.clusters, n_iter=args.iters,
-                        clustering=args.clustering, seed=args.seed, device=args.device, resume=not args.rebuild)
+    settings = dict(n_clusters=args.clusters, n_iter=args.iters, clustering=args.clustering, seed=args.seed,
+                    resume=not args.rebuild)
+    if os.environ.get("WORLD_SIZE"):  # launched by torchrun: every rank builds its shard (README.md)
+        from clipadapt.distributed.mudg import build_index as build_on_group, process_group_from_environment
+
+        with process_group_from_environment(args.device) as device:
+            info = build_on_group(args.corpus, args.out, device=device, **settings)
+        if os.environ.get("RANK", "0") == "0":
+            print(json.dumps(info, indent=2))
+        return 0
+    index = build_index(SourceCorpus(args.corpus), args.out, device=args.device, **settings)
     print(json.dumps(index.info, indent=2))
     return 0
 
