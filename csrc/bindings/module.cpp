@@ -92,7 +92,7 @@ py::dict cpu_kernels() {
   return kernels;
 }
 
-bool has_nonfinite(const py::capsule& values, uintptr_t stream) {
+bool has_nonfinite(const py::capsule& values, [[maybe_unused]] uintptr_t stream) {
   const clipadapt::Matrix m = clipadapt::bindings::matrix_from_capsule(values, "values", false);
   py::gil_scoped_release release;
   if (m.device.kind == clipadapt::DeviceKind::CUDA) {

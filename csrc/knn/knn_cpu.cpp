@@ -49,7 +49,37 @@ const float* rows_for_blas(const Matrix& m, int64_t first, int64_t count, std::v
   return buffer.data();
 }
 
+namespace {
+
+// Below this many products a tile is cheaper as plain dot products than as an sgemm call,
+// whose fixed cost (dispatch, packing) dominates the few-query x short-list tiles of an IVF scan.
+constexpr int64_t kSmallTileProducts = 128 * 1024;
+
+// Eight partial sums per dot product: the loop vectorises in every clone.
+CLIPADAPT_VECTOR_CLONES
+void small_dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d, float* out) {
+  constexpr int kPartials = 8;
+  for (int64_t i = 0; i < qn; ++i) {
+    for (int64_t j = 0; j < xn; ++j) {
+      float partial[kPartials] = {};
+      int64_t c = 0;
+      for (; c + kPartials <= d; c += kPartials)
+        for (int l = 0; l < kPartials; ++l) partial[l] += q[i * d + c + l] * x[j * d + c + l];
+      float sum = 0.0f;
+      for (; c < d; ++c) sum += q[i * d + c] * x[j * d + c];
+      for (int l = 0; l < kPartials; ++l) sum += partial[l];
+      out[i * xn + j] = sum;
+    }
+  }
+}
+
+}  // namespace
+
 void dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d, float* out) {
+  if (qn * xn * d <= kSmallTileProducts) {
+    small_dot_tile(q, qn, x, xn, d, out);
+    return;
+  }
   const auto m = static_cast<blasint>(qn), n = static_cast<blasint>(xn), kd = static_cast<blasint>(d);
   scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, kd, 1.0f, q, kd, x, kd, 0.0f, out, n);
 }
