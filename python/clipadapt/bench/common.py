@@ -128,6 +128,24 @@ def reference_mm_rate(device: str, threads: int, dtype: str | None = None) -> di
             "gflops": 2.0 * size**3 * iterations / seconds / 1e9}
 
 
+def copy_bandwidth(threads: int, megabytes: int = 512) -> dict[str, Any]:
+    """Measured memory bandwidth of a STREAM-like copy: ``b[:] = a`` over two float32 arrays of
+    ``megabytes`` each (far beyond any cache), by torch's parallel copy on ``threads`` threads
+    (numpy's copy is single-threaded); bytes read plus bytes written per second, the best of
+    five. ``{"unavailable": why}`` without torch."""
+    try:
+        import torch
+    except ImportError as why:
+        return {"unavailable": str(why)}
+    torch.set_num_threads(threads)
+    elements = megabytes * (1 << 20) // 4
+    source, target = torch.ones(elements), torch.empty(elements)
+    target.copy_(source)  # warm-up: pages touched, threads started
+    best = min(time_call(lambda: target.copy_(source), synchronize=no_sync, repeats=5)[0])
+    return {"op": "torch copy_ float32", "megabytes": megabytes, "threads": threads,
+            "gbytes_per_second": 2 * elements * 4 / best / 1e9}
+
+
 def measure_reference_mm(benchmark: str, device: str, threads: int, dtype: str | None = None) -> dict[str, Any]:
     """:func:`reference_mm_rate`, logged under ``benchmark``'s name; ``{"unavailable": why}``
     when it cannot be measured (no torch, or no CUDA device for torch)."""

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from clipadapt.bench.common import (cuda_sync, format_table, import_or_unavailable, log, MethodUnavailable, no_sync,
-                                    optional_number, publish_result, Skipped, time_call, to_torch)
+from clipadapt.bench.common import (copy_bandwidth, cuda_sync, format_table, import_or_unavailable, log,
+                                    MethodUnavailable, no_sync, optional_number, publish_result, Skipped, time_call,
+                                    to_torch)
 from clipadapt.bench.data import synthetic_clip
 from clipadapt.device import cuda_available, set_num_threads
 from clipadapt.knn import KnnGraph, _to_numpy, knn_graph
@@ -383,6 +384,8 @@ def run_lp_benchmark(n: int, classes: int, d: int = DEFAULT_D, *, noise: float =
                           "synthetic_clip(n - C, d, n_classes=C, noise=noise, seed=seed) image nodes",
                   "affinity": "shifted cosine (1 + cos) / 2, W = (A + A^T) / 2, S = D^-1/2 W D^-1/2"}
     planned = plan_methods(device, threads)
+    log(f"lp: measuring the memory bandwidth (a {threads}-thread copy)")
+    bandwidth = copy_bandwidth(threads)
     log(f"lp: generating {classes} text + {n - classes} image nodes, d={d}, noise={noise}, seed={seed}")
     problem = lp_problem(n, classes, d, noise=noise, seed=seed)
     graph, graph_info = _shared_graph(problem.features, device)
@@ -393,8 +396,24 @@ def run_lp_benchmark(n: int, classes: int, d: int = DEFAULT_D, *, noise: float =
     rows = [row for row, _ in measured]
     _add_comparisons(rows, {_row_key(row): labels for row, labels in measured if labels is not None},
                      reference, problem, graph_info["seconds"])
-    return publish_result("lp", parameters, threads, {"graph": graph_info, "reference": reference_info, "rows": rows},
+    _add_bandwidth(rows, bandwidth)
+    return publish_result("lp", parameters, threads, {"graph": graph_info, "reference": reference_info,
+                                                       "memory_bandwidth": bandwidth, "rows": rows},
                           format_lp_table, json_path)
+
+
+def _add_bandwidth(rows: list[dict[str, Any]], bandwidth: dict[str, Any]) -> None:
+    """Per row: the solve's speed-up over the scipy recipe; per clipadapt CPU row also the bytes
+    per second its iterations must have moved and their fraction of the measured copy bandwidth."""
+    recipe = next((row for row in rows if row["method"] == "scipy-recipe" and row["status"] == "ok"), None)
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        row["speedup_over_scipy_solve"] = recipe["solve_seconds"] / row["solve_seconds"] if recipe else None
+        if "bytes_per_iteration" in row and row["device"] == "cpu" and "gbytes_per_second" in bandwidth:
+            moved = row["bytes_per_iteration"] * row["max_iterations"] / row["solve_seconds"] / 1e9
+            row["gbytes_per_second"] = moved
+            row["fraction_of_bandwidth"] = moved / bandwidth["gbytes_per_second"]
 
 
 def _check_parameters(n: int, classes: int, d: int, device: str) -> None:
@@ -445,8 +464,20 @@ def _measure(entry: Method | Skipped, graph: KnnGraph, seeds: np.ndarray,
         log(f"lp: {entry.name} failed: {error}")
         return {**row, "status": "failed", "reason": f"{type(error).__name__}: {error}"}, None
     log(f"lp: {entry.name} on {entry.device}: normalise {normalise_seconds:.3f} s, solve {solve_seconds:.3f} s")
-    return ({**row, "status": "ok", "normalise_seconds": normalise_seconds, "solve_seconds": solve_seconds,
-             "max_iterations": int(solved.iterations.max(initial=0))}, argmax_labels(solved.scores))
+    row = {**row, "status": "ok", "normalise_seconds": normalise_seconds, "solve_seconds": solve_seconds,
+           "max_iterations": int(solved.iterations.max(initial=0))}
+    if entry.family == "clipadapt":
+        row["bytes_per_iteration"] = block_cg_bytes_per_iteration(matrix, seeds.shape[1])
+    return row, argmax_labels(solved.scores)
+
+
+def block_cg_bytes_per_iteration(matrix: Any, columns: int) -> int:
+    """The memory traffic one iteration of the block CG must move, at the least: S once
+    (indptr, int64 column ids, values) and twelve passes over an [n, C] matrix of S's dtype
+    (q = p - alpha S p reads P for the gather and for p, writes Q; x += step p, r -= step q
+    read four and write two; p = r + beta p reads two and writes one)."""
+    n, value_bytes = matrix.shape[0], int(np.dtype(matrix.dtype).itemsize)
+    return (n + 1) * 8 + matrix.nnz * (8 + value_bytes) + 12 * n * columns * value_bytes
 
 
 def _row_key(row: dict[str, Any]) -> tuple[str, str]:
@@ -514,7 +545,8 @@ def format_lp_table(result: dict[str, Any]) -> str:
     """The side-by-side table of a :func:`run_lp_benchmark` result, with a legend."""
     p, graph, reference = result["parameters"], result["graph"], result["reference"]
     headers = ["method", "device", "precision", "graph s", "normalise s", "solve s", "total s", "ours/this total",
-               "ours/this solve", "iters", "=ref", "=recipe", "accuracy", "note"]
+               "ours/this solve", "scipy/this solve", "MB/iter", "GB/s", "of copy BW", "iters", "=ref", "=recipe",
+               "accuracy", "note"]
     title = (f"Label propagation: n={p['n']} ({p['classes']} labelled text + {p['n'] - p['classes']} image nodes), "
              f"C={p['classes']}, d={p['d']}, noise={p['noise']}, k={p['k']}, alpha={p['alpha']}, "
              f"max_iter={p['max_iter']}, tol={p['tol']:g}, {p['threads']} threads, seed {p['seed']}")
@@ -526,18 +558,32 @@ def format_lp_table(result: dict[str, Any]) -> str:
               "ours/this = clipadapt's time / this method's, same device and precision (< 1: clipadapt faster)",
               "iters = most CG iterations of any class; =ref, =recipe, accuracy: fraction of the image nodes whose "
               "argmax label equals the reference's, the scipy recipe's, the synthetic class",
-              f"reference: {reference['method']}{converged}"]
+              f"reference: {reference['method']}{converged}",
+              "scipy/this solve = the scipy recipe's solve time / this method's (> 1: this method faster); MB/iter = "
+              "bytes one block-CG iteration must move (S once + 12 passes over [n, C]); GB/s = MB/iter x iters / "
+              f"solve s; of copy BW = that / {_describe_bandwidth(result['memory_bandwidth'])}"]
     rows = [_table_row(row) for row in result["rows"]]
-    return "\n".join([title, format_table(headers, rows, align="lllrrrrrrrrrrl"), *legend])
+    return "\n".join([title, format_table(headers, rows, align="lllrrrrrrrrrrrrrrl"), *legend])
+
+
+def _describe_bandwidth(bandwidth: dict[str, Any]) -> str:
+    if "gbytes_per_second" not in bandwidth:
+        return f"the copy bandwidth (unavailable: {bandwidth['unavailable']})"
+    return (f"the measured {bandwidth['threads']}-thread copy bandwidth, {bandwidth['gbytes_per_second']:.1f} GB/s "
+            f"({bandwidth['op']}, {bandwidth['megabytes']} MB arrays)")
 
 
 def _table_row(row: dict[str, Any]) -> list[str]:
     if row["status"] != "ok":
-        return [row["method"], row["device"], row.get("precision", "-"), *["-"] * 10,
+        return [row["method"], row["device"], row.get("precision", "-"), *["-"] * 14,
                 f"{row['status']} ({row['reason']})"]
     return [row["method"], row["device"], row["precision"],
             *(f"{row[phase]:.3f}" for phase in ("graph_seconds", "normalise_seconds", "solve_seconds",
                                                 "total_seconds")),
-            optional_number(row["ratio_total"]), optional_number(row["ratio_solve"]), str(row["max_iterations"]),
+            optional_number(row["ratio_total"]), optional_number(row["ratio_solve"]),
+            optional_number(row.get("speedup_over_scipy_solve"), ".1f"),
+            optional_number(row["bytes_per_iteration"] / 1e6 if "bytes_per_iteration" in row else None, ".1f"),
+            optional_number(row.get("gbytes_per_second"), ".1f"), optional_number(row.get("fraction_of_bandwidth")),
+            str(row["max_iterations"]),
             f"{row['agreement_reference']:.4f}", optional_number(row["agreement_recipe"], ".4f"),
             f"{row['accuracy']:.4f}", ""]
