@@ -1,4 +1,4 @@
-"""``clipadapt bench knn|lp|kmeans|ivf|reclip-lp|mudg-index``: the benchmarks against their baselines.
+"""``clipadapt bench knn|lp|kmeans|ivf|reclip-lp|mudg-index|distributed``: the benchmarks against their baselines.
 
 The benchmark modules (:mod:`clipadapt.bench`) are imported when this command is set up, their
 baselines (faiss, scikit-learn, torch, ...) only when a benchmark runs.
@@ -21,6 +21,7 @@ _KMEANS_JSON = "bench-results/kmeans-{device}-n{n}-d{d}-k{clusters}.json"
 _IVF_JSON = "bench-results/ivf-{device}-n{n}-d{d}-k{clusters}.json"
 _RECLIP_LP_JSON = "bench-results/reclip-lp-{device}-m{m}-c{classes}.json"
 _MUDG_INDEX_JSON = "bench-results/mudg-index-{device}-n{n}-d{d}-k{clusters}.json"
+_DISTRIBUTED_JSON = "bench-results/distributed-cpu-n{n}-d{d}-k{clusters}.json"
 
 
 def add_arguments(bench: argparse.ArgumentParser) -> None:
@@ -29,7 +30,7 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     -> exit code``."""
     from clipadapt.bench.knn import DEFAULT_D, DEFAULT_K, DEFAULT_N, DEVICES, DTYPES, FAMILIES
 
-    benchmarks = bench.add_subparsers(dest="benchmark", metavar="{knn,lp,kmeans,ivf,reclip-lp,mudg-index}")
+    benchmarks = bench.add_subparsers(dest="benchmark", metavar="{knn,lp,kmeans,ivf,reclip-lp,mudg-index,distributed}")
     knn = benchmarks.add_parser("knn", help="exact k-NN graph: clipadapt vs faiss, scikit-learn and torch",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     knn.add_argument("--n", type=int, default=DEFAULT_N, help="rows of synthetic CLIP-like data")
@@ -51,6 +52,7 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     _add_ivf_parser(benchmarks)
     _add_reclip_lp_parser(benchmarks)
     _add_mudg_index_parser(benchmarks)
+    _add_distributed_parser(benchmarks)
     bench.set_defaults(run=functools.partial(_run_benchmarks, dict(benchmarks.choices)))
 
 
@@ -187,6 +189,45 @@ def _add_mudg_index_parser(benchmarks: argparse._SubParsersAction) -> None:
     mudg_index.add_argument("--json", default=_MUDG_INDEX_JSON,
                             help="result file; {device}, {n}, {d} and {clusters} are filled in")
     mudg_index.set_defaults(benchmark_run=_run_mudg_index)
+
+
+def _add_distributed_parser(benchmarks: argparse._SubParsersAction) -> None:
+    """Add ``bench distributed``: the MUDG index phases on 1, 2, 4 local gloo ranks, and the cost model."""
+    from clipadapt.bench.distributed import DEFAULT_D, DEFAULT_N, DEFAULT_QUERIES, DEFAULT_RANKS
+
+    distributed = benchmarks.add_parser("distributed", help="MUDG index phases (pairing, paired k-means, add, "
+                                        "search) on R local gloo ranks: time and bytes moved per rank, and a cost "
+                                        "model of the LAION-2B index on 8 nodes x 8 H100",
+                                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    distributed.add_argument("--n", type=int, default=DEFAULT_N, help="image-caption pairs (synthetic, float16)")
+    distributed.add_argument("--d", type=int, default=DEFAULT_D, help="embedding dimension")
+    distributed.add_argument("--clusters", type=int, default=None, help="inverted lists K (None: n / 150)")
+    distributed.add_argument("--iters", type=int, default=10, help="paired k-means iterations")
+    distributed.add_argument("--ranks", type=_int_list, default=list(DEFAULT_RANKS),
+                             help="group sizes R, a comma list; each rank gets threads // R threads (at least 1)")
+    distributed.add_argument("--threads", type=int, default=2, help="CPU threads of all ranks together")
+    distributed.add_argument("--n-queries", type=int, default=DEFAULT_QUERIES, help="held-out captions searched")
+    distributed.add_argument("--seed", type=int, default=0, help="seed of the data and of the k-means initialisation")
+    distributed.add_argument("--json", default=_DISTRIBUTED_JSON,
+                             help="result file; {n}, {d} and {clusters} are filled in")
+    distributed.set_defaults(benchmark_run=_run_distributed, device="cpu")
+
+
+def _run_distributed(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``clipadapt bench distributed``: one run over every --ranks value."""
+    from clipadapt.bench.distributed import run_distributed_benchmark
+    from clipadapt.mudg.index import default_n_clusters
+
+    clusters = default_n_clusters(args.n) if args.clusters is None else args.clusters
+    if not args.ranks or min(args.ranks) < 1:
+        return _usage_error(parser, f"--ranks: need group sizes >= 1, got {args.ranks}")
+
+    def run(device: str, json_path: str, n: int, d: int, clusters: int) -> dict[str, Any]:
+        return run_distributed_benchmark(n, d, clusters, iters=args.iters, ranks=tuple(args.ranks),
+                                         threads=args.threads, n_queries=args.n_queries, seed=args.seed,
+                                         json_path=json_path)
+
+    return _run_grid(args, parser, {"n": [args.n], "d": [args.d], "clusters": [clusters]}, run)
 
 
 def _run_knn(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

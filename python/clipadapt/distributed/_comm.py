@@ -82,7 +82,9 @@ class Communicator:
         self._check_backend()
 
     def _check_backend(self) -> None:
-        spec = dist.get_backend(self.group)
+        # "cpu:gloo,cuda:nccl"; get_backend says "undefined" for a group created without a backend.
+        spec = dist.get_backend_config(self.group) if hasattr(dist, "get_backend_config") else \
+            dist.get_backend(self.group)
         by_device = dict(part.split(":", 1) for part in spec.split(",")) if ":" in spec else None
         backend = by_device.get(self.device.type) if by_device is not None else spec
         if backend not in _BACKENDS.get(self.device.type, ()):

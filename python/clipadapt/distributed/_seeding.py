@@ -157,7 +157,7 @@ class _BlockLayout:
         """Every block's sum, and the weights of each straddling block, from every rank's message."""
         block_sums = np.zeros(self.n_blocks)
         pieces: dict[int, list[np.ndarray]] = {}
-        starts, stops = self.layout.offsets[:-1], self.layout.offsets[1:]
+        starts = self.layout.offsets[:-1]
         for rank, message in enumerate(messages):
             whole = self.end_whole[rank] - self.first_whole[rank]
             block_sums[self.first_whole[rank]:self.end_whole[rank]] = message[:whole]
@@ -177,9 +177,8 @@ def _draw(comm: Communicator, blocks: _BlockLayout, shard: _ShardWeights, neares
     """The next seed ``(global row, rank holding it)``: ``pick_by_weight`` over the union."""
     layout = blocks.layout
     weights = nearest.cpu().numpy()
-    parts = comm.all_gather_rows(torch.from_numpy(blocks.message(weights)).to(nearest.device),
-                                 blocks.message_sizes().tolist())
     sizes = blocks.message_sizes()
+    parts = comm.all_gather_rows(torch.from_numpy(blocks.message(weights)).to(nearest.device), sizes.tolist())
     messages = np.split(parts.cpu().numpy(), np.cumsum(sizes)[:-1])
     block_sums, straddling = blocks.read(messages)
     total = float(np.add.accumulate(block_sums)[-1])

@@ -26,7 +26,7 @@ from clipadapt.distributed._arrays import as_tensor, device_of, read_rows, to_li
 from clipadapt.distributed._comm import Communicator
 from clipadapt.distributed.knn import merge_top_k
 from clipadapt.ivf import IVFIndex
-from clipadapt.knn import _METRICS, Metric, _to_numpy
+from clipadapt.knn import Metric, _to_numpy
 
 MANIFEST_FILE = "ivf-shards.json"
 SHARD_PATTERN = "ivf-shard-*-of-*.npz"  # the names of shard_file
@@ -194,7 +194,8 @@ class ShardedIVFIndex:
                             dtype=torch.float32, device=queries.device)
         ids = torch.full((queries.shape[0], k), -1, dtype=torch.int64, device=queries.device)
         if width and queries.shape[0]:
-            found_scores, found_ids = self.local.search(queries, width, nprobe)
+            library = "numpy" if isinstance(self.local.centroids, np.ndarray) else "torch"  # where the index lives
+            found_scores, found_ids = self.local.search(to_library(queries, library), width, nprobe)
             scores[:, :width], ids[:, :width] = as_tensor(found_scores), as_tensor(found_ids)
         return scores, ids
 

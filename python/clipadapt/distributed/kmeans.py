@@ -10,7 +10,6 @@ every rank holds the same bits, from which each finishes the update as the nativ
 """
 from __future__ import annotations
 
-import json
 import zlib
 from typing import Any
 
@@ -19,7 +18,7 @@ import torch
 
 from clipadapt import _native, _validate
 from clipadapt._native import _core
-from clipadapt.distributed._arrays import Rows, as_tensor, device_of, read_rows, to_library
+from clipadapt.distributed._arrays import as_tensor, device_of, read_rows, to_library
 from clipadapt.distributed._comm import Communicator
 from clipadapt.distributed._seeding import kmeans_plus_plus
 from clipadapt.distributed._shards import Layout, gather_sorted_rows
@@ -116,7 +115,7 @@ class _Arguments:
             f"array crc32 {zlib.crc32(self.given_centroids.cpu().numpy().tobytes())}"
         return {"n_clusters": self.n_clusters, "n_iter": self.n_iter, "metric": self.metric, "seed": self.seed,
                 "max_points_per_centroid": self.max_points, "init": init, "dim": self.a.array.shape[1],
-                "dtypes": json.dumps([self.a.array.dtype, self.u.array.dtype]),
+                "dtypes": [self.a.array.dtype, self.u.array.dtype],
                 "device": self.a.tensor.device.type}
 
 
@@ -124,7 +123,7 @@ class _Lloyd:
     """The iterations of one sharded (paired) k-means run."""
 
     def __init__(self, comm: Communicator, arguments: _Arguments, layout: Layout):
-        self.comm, self.arguments, self.layout = comm, arguments, layout
+        self.comm, self.arguments = comm, arguments
         self.spherical = arguments.metric in _SPHERICAL
         sample = _subsample_rows(layout.total, arguments.n_clusters, arguments.max_points, arguments.seed)
         self.train_layout = layout if sample is None else layout.subset(sample)
@@ -134,7 +133,7 @@ class _Lloyd:
                         arguments.u.tensor if local is None else arguments.u.tensor[local])
 
     def run(self) -> KMeansResult:
-        K, metric = self.arguments.n_clusters, self.arguments.metric
+        K = self.arguments.n_clusters
         centroids = self._initial_centroids()
         inertia, splits, counts = [], [], None
         for _ in range(self.arguments.n_iter):
