@@ -250,3 +250,19 @@ def test_more_classes_than_feature_dimensions():
     exact = np.linalg.solve(np.eye(400) - 0.9 * s, seeds)
     np.testing.assert_allclose(result.scores, exact, rtol=1e-7, atol=1e-9)
     np.testing.assert_array_equal(result.labels, exact.argmax(1))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_class_solution_does_not_depend_on_the_other_classes(dtype):
+    """Columns are independent CG solves: solving a subset of the classes, in another order,
+    gives each class the same bits (no fused multiply-add in some vector lanes and not others)."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((20000, 64)).astype(np.float32)
+    seeds = np.zeros((20000, 45), dtype=dtype)
+    seeds[rng.choice(20000, 45, replace=False), np.arange(45)] = 1
+    S = clipadapt.affinity(clipadapt.knn_graph(x, 20), dtype=dtype)
+    full = clipadapt.conjugate_gradient(S, seeds, alpha=0.99, max_iter=20, tol=1e-6).solution
+    for columns in ([7], [44, 0], list(range(3, 20)), [40, 1, 2, 30, 31]):
+        part = clipadapt.conjugate_gradient(S, np.ascontiguousarray(seeds[:, columns]), alpha=0.99, max_iter=20,
+                                            tol=1e-6).solution
+        np.testing.assert_array_equal(part, full[:, columns])
