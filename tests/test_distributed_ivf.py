@@ -37,6 +37,10 @@ def build_search_save_load(rank: int, world_size: int, directory: str) -> dict:
     queries = own(QUERIES[world_size], rank, 3)
     results = {"searches": [index.search(queries, k, nprobe) for k, nprobe in SEARCHES],
                "list sizes": index.list_sizes(), "ntotal": index.ntotal}
+    given = cd.ShardedIVFIndex(centroids(), metric="ip")
+    first = sum(FIRST[world_size][:rank])
+    given.add(own(FIRST[world_size], rank, 1), ids=1000 + np.arange(first, first + FIRST[world_size][rank]))
+    results["given ids"] = given.search(queries, 8, 3)
     index.save(directory)
     loaded = cd.ShardedIVFIndex.load(directory)
     results["loaded searches"] = [loaded.search(queries, k, nprobe) for k, nprobe in SEARCHES]
@@ -58,6 +62,11 @@ def test_sharded_index_equals_one_index_of_the_union(world_size, tmp_path):
                     np.testing.assert_array_equal(ids, expected_ids, err_msg=f"k={k} nprobe={nprobe}")
                     np.testing.assert_array_equal(scores, expected_scores)
         np.testing.assert_array_equal(results["list sizes"], expected.list_sizes())
+        if len(queries):
+            given = clipadapt.IVFIndex(centroids(), metric="ip")
+            given.add(rows(1, sum(FIRST[world_size])), ids=1000 + np.arange(sum(FIRST[world_size])))
+            for mine, theirs in zip(results["given ids"], given.search(queries, 8, 3)):
+                np.testing.assert_array_equal(mine, theirs)
         assert results["ntotal"] == expected.ntotal
     assert (expected.search(rows(3, 20), 60, 1)[1] == -1).any()  # the empty slots were exercised
     loaded = cd.load_as_one(tmp_path)
