@@ -5,6 +5,10 @@ ring of ranks (rank r sends to r + 1 while it searches the shard it holds), each
 running top-k of its own queries, and candidates are merged by (score, global index). The
 library's scores are exact functions of the two rows, whatever else is searched with them, so
 the result is bitwise :func:`clipadapt.knn` over the concatenated shards.
+
+Cost per rank: it searches its queries against all N rows (the work of one process divided by
+R), sends and receives N - n_r rows, and holds its queries, its shard and one shard in flight
+(shards of very different sizes: the largest sets the memory).
 """
 from __future__ import annotations
 

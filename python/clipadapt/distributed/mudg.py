@@ -19,6 +19,10 @@ every rank: a shared file system, or a copy per node) and writes into one output
 in one process, on any number of ranks, and a build started in one process can be finished
 by a group or the other way round. Equal to the single-process index: the pairing bit for bit,
 the centroids to float32 rounding (<= 1e-5; bitwise on one rank), hence the same lists.
+
+Memory per rank: its N / R image and caption rows on the host and (with ``device="cuda:N"``)
+on its GPU, plus one image shard in flight during the pairing, and its IVF part (its rows
+again, grouped by list).
 """
 from __future__ import annotations
 
