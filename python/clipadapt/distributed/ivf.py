@@ -104,10 +104,12 @@ class ShardedIVFIndex:
         if given is None:
             first = self.ntotal + int(sizes[:comm.rank].sum())
             given = np.arange(first, first + rows.array.shape[0], dtype=np.int64)
-        if rows.array.shape[0]:
-            comm.guarded(lambda: self.local.add(rows.array.value, self.local._like_centroids(given)))
-        else:
-            comm.guarded(lambda: None)
+
+        def store() -> None:
+            if rows.array.shape[0]:  # IVFIndex.add refuses no rows
+                self.local.add(rows.array.value, self.local._like_centroids(given))
+
+        comm.guarded(store)
         self.ntotal += int(sizes.sum())
         return self
 
