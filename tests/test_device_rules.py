@@ -148,3 +148,28 @@ def test_edge_keys_round_trip_and_self_edges_sort_last():
         key = rules.edge_key(row, col, n)
         assert (rules.edge_row(key, n), rules.edge_column(key, n)) == (row, col)
         assert key < rules.edge_key(5, 5, n) == n * n
+
+
+@pytest.mark.parametrize("width", [1, 5, 129, 700, 1000])
+def test_radix_selection_equals_a_stable_sort(width):
+    """The large-k path's selection of a slab row's best keys: NaN (as slab_key makes it) last
+    as empty slots, ties to the smaller row, signed zeros tied."""
+    rng = np.random.default_rng(width)
+    keys = (rng.integers(-300, 300, 1000) / 7).astype(np.float32)  # many ties
+    keys[rng.choice(1000, 40, replace=False)] = np.float32(-np.nan)
+    keys[rng.choice(1000, 5, replace=False)] = np.float32(np.inf)
+    keys[keys == 0] = 0.0
+    got_keys, got_rows = rules.select_top(keys, width)
+    finite = ~np.isnan(keys)
+    order = np.lexsort((np.arange(1000), -np.where(finite, keys, -np.inf), ~finite))[:width]
+    real = finite[order]
+    np.testing.assert_array_equal(np.asarray(got_rows)[real], order[real])
+    np.testing.assert_array_equal(np.asarray(got_keys)[real], keys[order][real])
+    assert (np.asarray(got_rows)[~real] == np.iinfo(np.int64).max).all()
+    assert np.isneginf(np.asarray(got_keys)[~real]).all()
+
+
+def test_ordered_bits_follow_the_key_order():
+    keys = np.array([-np.inf, -3.5, -1e-30, 0.0, 1e-30, 2.0, np.inf], dtype=np.float32)
+    selected, _ = rules.select_top(keys, len(keys))
+    np.testing.assert_array_equal(selected, keys[::-1])

@@ -14,6 +14,7 @@
 #include "kmeans/seeding_rules.h"
 #include "kmeans/split_rules.h"
 #include "knn/exact_score.h"
+#include "knn/select_rules.h"
 #include "knn/topk_insert.h"
 #include "sparse/affinity_rules.h"
 
@@ -45,6 +46,14 @@ std::pair<std::vector<float>, std::vector<int64_t>> warp_insert_all(const Floats
   return {list_keys, list_indices};
 }
 
+std::pair<std::vector<float>, std::vector<int64_t>> select_top_of(const Floats& keys, int width) {
+  require(width >= 1 && width <= keys.size(), "width: must lie in [1, len(keys)]");
+  std::vector<float> best_keys(width);
+  std::vector<int64_t> best_rows(width);
+  knn::host_select_top(keys.data(), keys.size(), width, best_keys.data(), best_rows.data());
+  return {best_keys, best_rows};
+}
+
 std::pair<std::vector<std::pair<int64_t, int64_t>>, std::vector<int64_t>> plan_splits_of(std::vector<int64_t> counts) {
   auto splits = kmeans::plan_splits(counts.data(), static_cast<int64_t>(counts.size()));
   return {splits, counts};
@@ -68,6 +77,7 @@ void register_rules(py::module_& m) {
   });
   rules.def("slab_key", &knn::slab_key);
   rules.def("warp_insert_all", &warp_insert_all, py::arg("keys"), py::arg("indices"), py::arg("k"));
+  rules.def("select_top", &select_top_of, py::arg("keys"), py::arg("width"));
   rules.def("scans_probe", [](const Longs& row, int64_t position, int64_t lists) {
     require(position >= 0 && position < row.size(), "position: outside the probe row");
     return kmeans::scans_probe(row.data(), position, lists);

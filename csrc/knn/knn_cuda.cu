@@ -8,7 +8,9 @@
 // merges it into per-query best-first lists held in shared memory. Only the [nq, width] lists
 // reach global memory. A list longer than kMaxFusedK, or one that does not fit the device's
 // shared memory, takes the large-k path: the same tile code writes the keys of a chunk of
-// queries to a scratch slab, which a CUB stable segmented sort orders, at O(chunk x n) memory.
+// queries to a scratch slab, from which each row's best `width` are radix-selected
+// (select_rules.h), or for very long lists sorted by a CUB stable segmented sort.
+#include <cub/block/block_scan.cuh>
 #include <cub/device/device_segmented_sort.cuh>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -25,6 +27,7 @@
 #include "knn/exact_score_cuda.cuh"
 #include "knn/knn.h"
 #include "knn/rescore.h"
+#include "knn/select_rules.h"
 #include "knn/topk_cuda.cuh"
 #include "knn/topk_rules.h"
 
@@ -280,7 +283,7 @@ __global__ void __launch_bounds__(kThreads) fused_knn_kernel(const typename Poli
   }
 }
 
-// ---- Large-k path: key slab + stable segmented sort ---------------------------------------
+// ---- Large-k path: a slab of keys per chunk of queries -------------------------------------
 
 // Keys of queries [chunk_first, chunk_first + chunk_queries) against every database row, as a
 // [chunk_queries, rows] slab of slab_key (topk_rules.h).
@@ -373,14 +376,122 @@ void run_fused(const KnnProblem& p, const Geometry& g, const KeyRule& rule, cons
     }
   }
 }
-template <typename Policy>
-void run_large_k(const KnnProblem& p, const Geometry& g, const KeyRule& rule, const CandidateLists& lists,
-                 cudaStream_t stream) {
+// ---- Slab selection: radix-select each row's best `width` (select_rules.h) -------------------
+
+constexpr int kSelectThreads = 256;
+constexpr int kMaxSelectWidth = 2048;  // the selected (bits, row) pairs are staged in shared memory
+
+// One block per slab row: four digit passes find the width-th best key, one pass in row
+// order takes everything above it and the first entries equal to it, and each taken entry's
+// rank among them places it best first.
+__global__ void __launch_bounds__(kSelectThreads)
+    select_top_kernel(const float* slab, int64_t rows, int64_t chunk_first, CandidateLists out) {
+  using Scan = cub::BlockScan<int, kSelectThreads>;
+  __shared__ typename Scan::TempStorage scan_storage;
+  __shared__ uint32_t counts[kDigits];
+  __shared__ uint32_t prefix, needed;
+  __shared__ int filled, equal_seen;
+  extern __shared__ __align__(16) unsigned char staged[];
+  const int width = out.width;
+  int64_t* staged_rows = reinterpret_cast<int64_t*>(staged);
+  uint32_t* staged_bits = reinterpret_cast<uint32_t*>(staged_rows + width);
+  const float* keys = slab + int64_t(blockIdx.x) * rows;
+  if (threadIdx.x == 0) {
+    prefix = 0;
+    needed = static_cast<uint32_t>(width);
+    filled = 0;
+    equal_seen = 0;
+  }
+  for (int pass = 0; pass < kDigitPasses; ++pass) {
+    for (int digit = threadIdx.x; digit < kDigits; digit += kSelectThreads) counts[digit] = 0;
+    __syncthreads();
+    const uint32_t shared_prefix = prefix;
+    for (int64_t i = threadIdx.x; i < rows; i += kSelectThreads) {
+      const uint32_t bits = ordered_key_bits(keys[i]);
+      if (shares_prefix(bits, shared_prefix, pass)) atomicAdd(&counts[key_digit(bits, pass)], 1u);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) prefix = (shared_prefix << kDigitBits) | choose_digit(counts, needed);
+    __syncthreads();
+  }
+  const uint32_t threshold = prefix;
+  const int take_equal = static_cast<int>(needed);
+  for (int64_t base = 0; base < rows; base += kSelectThreads) {
+    const int64_t i = base + threadIdx.x;
+    const uint32_t bits = i < rows ? ordered_key_bits(keys[i]) : 0u;
+    const int equal = (i < rows && bits == threshold) ? 1 : 0;
+    int before = 0, total = 0;
+    Scan(scan_storage).ExclusiveSum(equal, before, total);
+    if ((i < rows && bits > threshold) || (equal && equal_seen + before < take_equal)) {
+      const int slot = atomicAdd(&filled, 1);
+      staged_bits[slot] = bits;
+      staged_rows[slot] = i;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) equal_seen += total;
+    __syncthreads();
+  }
+  float* out_keys = out.keys + (chunk_first + blockIdx.x) * width;
+  int64_t* out_rows = out.rows + (chunk_first + blockIdx.x) * width;
+  for (int s = threadIdx.x; s < width; s += kSelectThreads) {
+    const uint32_t bits = staged_bits[s];
+    const int64_t row = staged_rows[s];
+    int rank = 0;
+    for (int j = 0; j < width; ++j) rank += ordered_before(staged_bits[j], staged_rows[j], bits, row) ? 1 : 0;
+    const float key = key_of_ordered_bits(bits);
+    const bool empty = key != key;
+    out_keys[rank] = empty ? -INFINITY : key;
+    out_rows[rank] = empty ? kEmptyIndex : row;
+  }
+}
+
+// Queries per slab chunk, so that the chunk's scratch (bytes_per_item per query and row) stays
+// near 1 GiB.
+int64_t slab_chunk(const Geometry& g, int64_t bytes_per_item) {
+  const int64_t budget_items = (int64_t(1) << 30) / bytes_per_item;
+  return std::clamp<int64_t>(budget_items / g.rows, 1, g.queries);
+}
+
+// Fills the key slab of each chunk of queries and hands it to finish(first, count).
+template <typename Policy, typename Finish>
+void for_each_slab(const KnnProblem& p, const Geometry& g, const KeyRule& rule, int64_t chunk, float* slab,
+                   cudaStream_t stream, Finish&& finish) {
   using T = typename Policy::Element;
   require(g.rows < (int64_t(1) << 31), "k: the large-k GPU path supports up to 2^31 - 1 database rows");
-  // Slab, sorted copy and two index arrays: 16 bytes per (query, row); keep it near 1 GiB.
-  const int64_t budget_items = int64_t(1) << 26;
-  const int64_t chunk = std::clamp<int64_t>(budget_items / g.rows, 1, g.queries);
+  allow_shared_memory(key_slab_kernel<Policy>, staging_bytes<Policy>());
+  for (int64_t first = 0; first < g.queries; first += chunk) {
+    const int64_t count = std::min(chunk, g.queries - first);
+    const dim3 grid(static_cast<unsigned>((g.rows + kTileRows - 1) / kTileRows),
+                    static_cast<unsigned>((count + kTileQueries - 1) / kTileQueries));
+    key_slab_kernel<Policy><<<grid, kThreads, staging_bytes<Policy>(), stream>>>(
+        p.queries.as<const T>(), p.database.as<const T>(), g, first, count, rule, slab);
+    CLIPADAPT_CUDA_CHECK_LAUNCH();
+    finish(first, count);
+    CLIPADAPT_CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (interrupt_requested()) throw Interrupted();
+  }
+}
+
+// Lists up to kMaxSelectWidth: radix selection per slab row (4 bytes of scratch per item).
+template <typename Policy>
+void run_slab_select(const KnnProblem& p, const Geometry& g, const KeyRule& rule, const CandidateLists& lists,
+                     cudaStream_t stream) {
+  const int64_t chunk = slab_chunk(g, sizeof(float));
+  Scratch<float> slab(chunk * g.rows, stream);
+  const size_t staged_bytes = size_t(lists.width) * (sizeof(int64_t) + sizeof(uint32_t));
+  for_each_slab<Policy>(p, g, rule, chunk, slab.get(), stream, [&](int64_t first, int64_t count) {
+    select_top_kernel<<<static_cast<unsigned>(count), kSelectThreads, staged_bytes, stream>>>(slab.get(), g.rows,
+                                                                                           first, lists);
+    CLIPADAPT_CUDA_CHECK_LAUNCH();
+  });
+}
+
+// Longer lists (a crowded band widened towards n): a stable segmented sort of every slab row.
+template <typename Policy>
+void run_slab_sort(const KnnProblem& p, const Geometry& g, const KeyRule& rule, const CandidateLists& lists,
+                   cudaStream_t stream) {
+  // Slab, sorted copy and two index arrays: 16 bytes per (query, row).
+  const int64_t chunk = slab_chunk(g, 16);
   Scratch<float> keys(chunk * g.rows, stream), sorted_keys(chunk * g.rows, stream);
   Scratch<int32_t> rows(chunk * g.rows, stream), sorted_rows(chunk * g.rows, stream);
   Scratch<int64_t> offsets(chunk + 1, stream);
@@ -389,16 +500,9 @@ void run_large_k(const KnnProblem& p, const Geometry& g, const KeyRule& rule, co
       nullptr, temp_bytes, keys.get(), sorted_keys.get(), rows.get(), sorted_rows.get(), chunk * g.rows, chunk,
       offsets.get(), offsets.get() + 1, stream));
   Scratch<unsigned char> temp(static_cast<int64_t>(temp_bytes), stream);
-  allow_shared_memory(key_slab_kernel<Policy>, staging_bytes<Policy>());
   fill_segment_offsets<<<grid_for(chunk + 1), kGridStrideThreads, 0, stream>>>(offsets.get(), chunk, g.rows);
   CLIPADAPT_CUDA_CHECK_LAUNCH();
-  for (int64_t first = 0; first < g.queries; first += chunk) {
-    const int64_t count = std::min(chunk, g.queries - first);
-    const dim3 grid(static_cast<unsigned>((g.rows + kTileRows - 1) / kTileRows),
-                    static_cast<unsigned>((count + kTileQueries - 1) / kTileQueries));
-    key_slab_kernel<Policy><<<grid, kThreads, staging_bytes<Policy>(), stream>>>(
-        p.queries.as<const T>(), p.database.as<const T>(), g, first, count, rule, keys.get());
-    CLIPADAPT_CUDA_CHECK_LAUNCH();
+  for_each_slab<Policy>(p, g, rule, chunk, keys.get(), stream, [&](int64_t first, int64_t count) {
     fill_column_indices<<<grid_for(count * g.rows), kGridStrideThreads, 0, stream>>>(rows.get(), count * g.rows,
                                                                                       g.rows);
     CLIPADAPT_CUDA_CHECK_LAUNCH();
@@ -408,9 +512,7 @@ void run_large_k(const KnnProblem& p, const Geometry& g, const KeyRule& rule, co
     write_sorted_prefix<<<grid_for(count * lists.width), kGridStrideThreads, 0, stream>>>(
         sorted_keys.get(), sorted_rows.get(), first, count, g.rows, lists);
     CLIPADAPT_CUDA_CHECK_LAUNCH();
-    CLIPADAPT_CUDA_CHECK(cudaStreamSynchronize(stream));
-    if (interrupt_requested()) throw Interrupted();
-  }
+  });
 }
 
 // The relative error of the fast pass's products (exact_score.h key_error_bound): FFMA
@@ -432,7 +534,11 @@ void run_fast_pass(const KnnProblem& p, const Geometry& g, const KeyRule& rule, 
   if (lists.width <= kMaxFusedK && fused_shared_bytes<Policy>(lists.width) <= device_shared_memory_limit()) {
     run_fused<Policy>(p, g, rule, lists, stream);
   } else {
-    run_large_k<Policy>(p, g, rule, lists, stream);
+    if (lists.width <= kMaxSelectWidth) {
+      run_slab_select<Policy>(p, g, rule, lists, stream);
+    } else {
+      run_slab_sort<Policy>(p, g, rule, lists, stream);
+    }
   }
 }
 
