@@ -173,3 +173,34 @@ def test_ordered_bits_follow_the_key_order():
     keys = np.array([-np.inf, -3.5, -1e-30, 0.0, 1e-30, 2.0, np.inf], dtype=np.float32)
     selected, _ = rules.select_top(keys, len(keys))
     np.testing.assert_array_equal(selected, keys[::-1])
+
+
+def test_seeding_random_bits_are_std_mt19937_64():
+    # The C++ standard fixes the 10000th output of a default-seeded std::mt19937_64.
+    assert int(_core.seeding_random_bits(5489, 10000)[-1]) == 9981545732273789042
+
+
+@pytest.mark.parametrize("spherical", [True, False])
+def test_finish_centroids_splits_empty_clusters_then_normalises(spherical):
+    rng = np.random.default_rng(3)
+    means = rng.standard_normal((5, 6)).astype(np.float32)
+    counts = np.array([0, 7, 0, 3, 0], dtype=np.int64)
+    centroids, after = means.copy(), counts.copy()
+    splits = _core.finish_centroids_into(_native_capsule(centroids), _native_capsule(after), spherical)
+    plan, expected_counts = _plan_reference(counts)
+    assert splits == len(plan) and list(after) == expected_counts
+    expected = means.astype(np.float64)
+    even = np.arange(6) % 2 == 0
+    for empty, largest in plan:  # the new half moves up on even coordinates, the split one down
+        source = expected[largest].astype(np.float32).astype(np.float64)
+        expected[empty] = (source * np.where(even, 1 + 1 / 1024, 1 - 1 / 1024)).astype(np.float32)
+        expected[largest] = (source * np.where(even, 1 - 1 / 1024, 1 + 1 / 1024)).astype(np.float32)
+    if spherical:
+        expected = expected / np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(centroids, expected, rtol=1e-6)
+
+
+def _native_capsule(array):
+    from clipadapt import _native
+
+    return _native.capsule(array, 0)

@@ -1,5 +1,8 @@
 // Python bindings of the k-means building blocks: argument conversion and dispatch only.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+
+#include <random>
 
 #include <string>
 
@@ -49,6 +52,28 @@ int64_t update_centroids_into(const py::capsule& x, const py::capsule& order, co
   return dispatch(problem, problem.x, &kmeans::update_centroids_cpu, CLIPADAPT_CUDA_KERNEL(kmeans::update_centroids_cuda));
 }
 
+int64_t finish_centroids(const py::capsule& centroids, const py::capsule& counts, bool spherical, uintptr_t stream) {
+  kmeans::FinishProblem problem;
+  problem.centroids = matrix_from_capsule(centroids, "centroids", true);
+  problem.counts = matrix_from_capsule(counts, "counts", true);
+  problem.spherical = spherical;
+  problem.stream = reinterpret_cast<void*>(stream);
+  require_one_device({{problem.centroids, "centroids"}, {problem.counts, "counts"}});
+  kmeans::validate(problem);
+  return dispatch(problem, problem.centroids, &kmeans::finish_centroids_cpu,
+                  CLIPADAPT_CUDA_KERNEL(kmeans::finish_centroids_cuda));
+}
+
+// The first `count` outputs of std::mt19937_64(seed), the generator of the k-means++ draws
+// (its output is fixed by the C++ standard), for code that repeats the seeding elsewhere.
+py::array_t<uint64_t> seeding_random_bits(uint64_t seed, int64_t count) {
+  require(count >= 0, "count: must be >= 0");
+  py::array_t<uint64_t> bits(count);
+  std::mt19937_64 generator(seed);
+  for (int64_t i = 0; i < count; ++i) bits.mutable_data()[i] = generator();
+  return bits;
+}
+
 void kmeans_plus_plus_into(const py::capsule& x, const std::string& metric, uint64_t seed, const py::capsule& chosen,
                            uintptr_t stream) {
   kmeans::SeedingProblem problem;
@@ -95,6 +120,11 @@ void register_kmeans(py::module_& m) {
   m.def("update_centroids_into", &update_centroids_into, py::arg("x"), py::arg("order"), py::arg("offsets"),
         py::arg("spherical"), py::arg("centroids"), py::arg("counts"), py::arg("stream") = 0,
         "Cluster means with empty-cluster splitting; returns the number of split clusters.");
+  m.def("finish_centroids_into", &finish_centroids, py::arg("centroids"), py::arg("counts"), py::arg("spherical"),
+        py::arg("stream") = 0,
+        "End of a centroid update from means, in place: empty clusters split, unit rows; returns the splits.");
+  m.def("seeding_random_bits", &seeding_random_bits, py::arg("seed"), py::arg("count"),
+        "The first count outputs of the k-means++ generator (std::mt19937_64) for a seed.");
   m.def("kmeans_plus_plus_into", &kmeans_plus_plus_into, py::arg("x"), py::arg("metric"), py::arg("seed"),
         py::arg("chosen"), py::arg("stream") = 0, "k-means++ seeding: chosen row ids.");
   m.def("ivf_search_into", &ivf_search_into, py::arg("queries"), py::arg("vectors"), py::arg("ids"),

@@ -42,6 +42,20 @@ struct UpdateProblem {
 int64_t update_centroids_cpu(const UpdateProblem& problem);
 int64_t update_centroids_cuda(const UpdateProblem& problem);
 
+// The end of a centroid update from means already computed (the update above, or partial sums
+// combined across processes): clusters of count 0 re-seeded by splitting as described there,
+// then, with `spherical`, every centroid scaled to unit norm.
+struct FinishProblem {
+  Matrix centroids;    // in/out: float32 [clusters, d], the means (any values where the count is 0)
+  Matrix counts;       // in/out: int64 [clusters], after splitting
+  bool spherical = true;
+  void* stream = nullptr;
+};
+
+// Returns the number of clusters that were empty and got split.
+int64_t finish_centroids_cpu(const FinishProblem& problem);
+int64_t finish_centroids_cuda(const FinishProblem& problem);
+
 // k-means++ (D^2) seeding: the first row uniformly, each next one with probability
 // proportional to its squared distance to the nearest chosen row (2 - 2 cos for the cosine
 // and inner-product metrics, on normalised rows). Deterministic given the seed.
@@ -75,6 +89,7 @@ void ivf_search_cuda(const IvfSearchProblem& problem);
 
 void validate(const GroupProblem& problem);
 void validate(const UpdateProblem& problem);
+void validate(const FinishProblem& problem);
 void validate(const SeedingProblem& problem);
 void validate(const IvfSearchProblem& problem);
 

@@ -32,6 +32,12 @@ void validate(const GroupProblem& p) {
   require_int64(p.offsets, "offsets (output)", p.clusters + 1, 1);
 }
 
+void validate(const FinishProblem& p) {
+  const int64_t clusters = p.centroids.rows;
+  require(clusters >= 1 && p.centroids.dtype == DType::Float32, "centroids: must be float32 [n_clusters >= 1, d]");
+  require_int64(p.counts, "counts", clusters, 1);
+}
+
 void validate(const UpdateProblem& p) {
   require_features(p.x, "x");
   const int64_t clusters = p.offsets.rows - 1;

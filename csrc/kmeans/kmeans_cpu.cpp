@@ -313,8 +313,16 @@ int64_t update_centroids_cpu(const UpdateProblem& p) {
       }
     }
   }
-  const int64_t split = split_empty_clusters(centroids, counts, clusters, d);
-  if (p.spherical) normalize_rows(centroids, clusters, d);
+  return finish_centroids_cpu(FinishProblem{p.centroids, p.counts, p.spherical, p.stream});
+}
+
+int64_t finish_centroids_cpu(const FinishProblem& p) {
+  validate(p);
+  const int64_t clusters = p.centroids.rows, d = p.centroids.cols;
+  auto* counts = p.counts.as<int64_t>();
+  require(std::all_of(counts, counts + clusters, [](int64_t c) { return c >= 0; }), "counts: must be >= 0");
+  const int64_t split = split_empty_clusters(p.centroids.as<float>(), counts, clusters, d);
+  if (p.spherical) normalize_rows(p.centroids.as<float>(), clusters, d);
   return split;
 }
 

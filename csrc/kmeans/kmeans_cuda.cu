@@ -409,6 +409,37 @@ void group_by_cluster_cuda(const GroupProblem& p) {
   CLIPADAPT_CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+
+// The CPU's finish_centroids: the split plan (split_rules.h) from the host counts, the centroid
+// halves replayed on the device, unit rows; the counts after splitting go to device_counts.
+int64_t finish_on_device(float* centroids, int64_t clusters, int64_t d, std::vector<int64_t>& counts,
+                         int64_t* device_counts, bool spherical, cudaStream_t stream) {
+  std::vector<int64_t> splits;  // (fresh, source) pairs in order, flattened
+  for (const auto& [empty, largest] : plan_splits(counts.data(), clusters)) {
+    splits.push_back(empty);
+    splits.push_back(largest);
+  }
+  const auto split = static_cast<int64_t>(splits.size() / 2);
+  if (split > 0 && d > 0) {
+    Scratch<int64_t> device_splits(2 * split, stream);
+    copy_to_device(device_splits.get(), splits.data(), 2 * split, stream);
+    replay_splits_kernel<<<grid_for(d), kGridStrideThreads, 0, stream>>>(centroids, d, device_splits.get(), split);
+    CLIPADAPT_CUDA_CHECK_LAUNCH();
+  }
+  if (spherical && d > 0) {
+    Scratch<double> squared(clusters, stream);
+    launch_sequential_row_sums<float, true, double>(centroids, clusters, d, 0, squared.get(), stream);
+    scale_rows_kernel<<<grid_for(clusters * d), kGridStrideThreads, 0, stream>>>(centroids, clusters, d,
+                                                                                 squared.get());
+    CLIPADAPT_CUDA_CHECK_LAUNCH();
+  }
+  copy_to_device(device_counts, counts.data(), clusters, stream);
+  return split;
+}
+
+}  // namespace
+
 int64_t update_centroids_cuda(const UpdateProblem& p) {
   validate(p);
   DeviceGuard guard(p.x.device.index);
@@ -431,31 +462,21 @@ int64_t update_centroids_cuda(const UpdateProblem& p) {
     default: unsupported_features(p.x.dtype, "x");
   }
 
-  // The CPU's split_empty_clusters on the counts; the centroid halves are replayed below.
   std::vector<int64_t> counts(static_cast<size_t>(clusters));
   for (int64_t c = 0; c < clusters; ++c) counts[c] = offsets[c + 1] - offsets[c];
-  std::vector<int64_t> splits;  // (fresh, source) pairs in order, flattened
-  for (const auto& [empty, largest] : plan_splits(counts.data(), clusters)) {
-    splits.push_back(empty);
-    splits.push_back(largest);
-  }
-  const auto split = static_cast<int64_t>(splits.size() / 2);
-  if (split > 0 && d > 0) {
-    Scratch<int64_t> device_splits(2 * split, stream);
-    copy_to_device(device_splits.get(), splits.data(), 2 * split, stream);
-    replay_splits_kernel<<<grid_for(d), kGridStrideThreads, 0, stream>>>(centroids, d, device_splits.get(), split);
-    CLIPADAPT_CUDA_CHECK_LAUNCH();
-  }
+  return finish_on_device(centroids, clusters, d, counts, p.counts.as<int64_t>(), p.spherical, stream);
+}
 
-  if (p.spherical && d > 0) {
-    Scratch<double> squared(clusters, stream);
-    launch_sequential_row_sums<float, true, double>(centroids, clusters, d, 0, squared.get(), stream);
-    scale_rows_kernel<<<grid_for(clusters * d), kGridStrideThreads, 0, stream>>>(centroids, clusters, d,
-                                                                                 squared.get());
-    CLIPADAPT_CUDA_CHECK_LAUNCH();
-  }
-  copy_to_device(p.counts.as<int64_t>(), counts.data(), clusters, stream);
-  return split;
+int64_t finish_centroids_cuda(const FinishProblem& p) {
+  validate(p);
+  DeviceGuard guard(p.centroids.device.index);
+  auto stream = static_cast<cudaStream_t>(p.stream);
+  const int64_t clusters = p.centroids.rows;
+  std::vector<int64_t> counts(static_cast<size_t>(clusters));
+  copy_to_host(counts.data(), p.counts.as<const int64_t>(), clusters, stream);
+  require(std::all_of(counts.begin(), counts.end(), [](int64_t c) { return c >= 0; }), "counts: must be >= 0");
+  return finish_on_device(p.centroids.as<float>(), clusters, p.centroids.cols, counts, p.counts.as<int64_t>(),
+                          p.spherical, stream);
 }
 
 void kmeans_plus_plus_cuda(const SeedingProblem& p) {

@@ -4,7 +4,7 @@ the concatenated shards from the same seed.
 The native seeding (``csrc/kmeans/seeding_rules.h``) fixes every rounding: a row's weight is its
 ``seeding_distance`` from double dot products summed column by column, the weights are summed
 in blocks of 4096 global rows in row order, and the walk subtracts block sums, then weights,
-from ``u * total`` with ``u`` from ``std::mt19937_64``. The same operations in the same order
+from ``u * total`` with ``u`` from ``std::mt19937_64`` (drawn natively, ``seeding_random_bits``). The same operations in the same order
 here give the same bits whatever the shard boundaries: whole blocks are summed where they live,
 the few rows of the blocks that straddle two shards are gathered and summed in order, and the
 rank that holds the chosen block walks it and broadcasts the chosen row.
@@ -14,42 +14,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from clipadapt._native import _core
 from clipadapt.distributed._comm import Communicator
 from clipadapt.distributed._shards import Layout
 
 SUM_BLOCK_ROWS = 4096
-_MASK = (1 << 64) - 1
-
-
-class MersenneTwister64:
-    """``std::mt19937_64``: the generator of the native seeding (the C++ standard fixes its output)."""
-
-    _N, _M = 312, 156
-    _MATRIX_A, _UPPER, _LOWER = 0xB5026F5AA96619E9, 0xFFFFFFFF80000000, 0x7FFFFFFF
-
-    def __init__(self, seed: int):
-        self._state = [seed & _MASK]
-        for i in range(1, self._N):
-            previous = self._state[-1]
-            self._state.append((6364136223846793005 * (previous ^ (previous >> 62)) + i) & _MASK)
-        self._next = self._N
-
-    def __call__(self) -> int:
-        if self._next == self._N:
-            self._twist()
-        x = self._state[self._next]
-        self._next += 1
-        x ^= (x >> 29) & 0x5555555555555555
-        x ^= (x << 17) & 0x71D67FFFEDA60000
-        x ^= (x << 37) & 0xFFF7EEE000000000
-        return (x ^ (x >> 43)) & _MASK
-
-    def _twist(self) -> None:
-        state = self._state
-        for i in range(self._N):
-            x = (state[i] & self._UPPER) | (state[(i + 1) % self._N] & self._LOWER)
-            state[i] = state[(i + self._M) % self._N] ^ (x >> 1) ^ (self._MATRIX_A if x & 1 else 0)
-        self._next = 0
 
 
 def unit_uniform(bits: int) -> float:
@@ -68,12 +37,12 @@ def kmeans_plus_plus(comm: Communicator, layout: Layout, rows: torch.Tensor, n_c
     ``rows`` [layout's rows of this rank, d]; the same on every rank."""
     shard = _ShardWeights(rows, metric)
     blocks = _BlockLayout(layout)
-    generator = MersenneTwister64(seed % 2**64)
-    chosen = [uniform_row(unit_uniform(generator()), layout.total)]
+    draws = iter(_core.seeding_random_bits(seed % 2**64, n_clusters).tolist())  # the native std::mt19937_64
+    chosen = [uniform_row(unit_uniform(next(draws)), layout.total)]
     center = _center(comm, layout, shard, chosen[0], layout.owners(np.array(chosen[:1]))[0])
     nearest = shard.distances(*center)
     for _ in range(1, n_clusters):
-        row, source = _draw(comm, blocks, shard, nearest, unit_uniform(generator()))
+        row, source = _draw(comm, blocks, shard, nearest, unit_uniform(next(draws)))
         chosen.append(row)
         center = _center(comm, layout, shard, row, source)
         nearest = torch.minimum(nearest, shard.distances(*center))

@@ -17,22 +17,20 @@ import numpy as np
 import torch
 
 from clipadapt import _native, _validate
+from clipadapt._arrays import METRICS, Metric
 from clipadapt._native import _core
+from clipadapt.clustering import (SPHERICAL_METRICS, Init, KMeansResult, assign, cast_like, centroid_shift,
+                                  centroids_from_rows, group_by_cluster, initial_centroids, objective, random_rows,
+                                  subsample_rows)
 from clipadapt.distributed._arrays import as_tensor, device_of, read_rows, to_library
 from clipadapt.distributed._comm import Communicator
 from clipadapt.distributed._seeding import kmeans_plus_plus
 from clipadapt.distributed._shards import Layout, gather_sorted_rows
-from clipadapt.kmeans import (_SPHERICAL, Init, KMeansResult, _cast_like, _centroids_from_rows, _group,
-                              _initial_centroids, _objective, _random_rows, _subsample_rows, assign)
-from clipadapt.knn import _METRICS, Metric
-
-# split_rules.h: a split moves the two halves of a centroid apart by this factor, on alternate coordinates.
-_SPLIT_EPSILON = 1.0 / 1024.0
 
 
-def kmeans(x: Any, n_clusters: int, *, n_iter: int = 20, metric: Metric = "cosine", init: Init | Any = "kmeans++",
-           seed: int = 0, max_points_per_centroid: int | None = None, group: Any = None,
-           timeout: float | None = None) -> KMeansResult:
+def kmeans(x: Any, n_clusters: int, *, max_iter: int = 20, tol: float = 0.0, metric: Metric = "cosine",
+           init: Init | Any = "kmeans++", seed: int = 0, max_points_per_centroid: int | None = None,
+           check_finite: bool = True, group: Any = None, timeout: float | None = None) -> KMeansResult:
     """:func:`clipadapt.kmeans` over the union of every rank's ``x`` [n_r, d] (n_r may be 0).
 
     Every rank of ``group`` calls it together with its own shard and the same other arguments
@@ -44,31 +42,35 @@ def kmeans(x: Any, n_clusters: int, *, n_iter: int = 20, metric: Metric = "cosin
         :class:`clipadapt.KMeansResult`: ``centroids`` float32 [K, d] and ``counts`` int64 [K],
         the same bits on every rank and equal (<= 1e-5) to the single-process run;
         ``assignments`` int64 [n_r] for this rank's rows; ``inertia`` and ``splits`` of the
-        union. Arrays in the library and on the device of ``x``.
+        union; ``n_iter`` the iterations run (the same stopping rule: the shift is computed from
+        centroids that every rank holds bit for bit). Arrays in the library and on the device of ``x``.
 
     Other arguments as :func:`clipadapt.kmeans`; ``group`` and ``timeout`` as
     :func:`clipadapt.distributed.knn`.
     """
-    return _paired_kmeans("kmeans", x, x, n_clusters, n_iter, metric, init, seed, max_points_per_centroid, group,
-                          timeout)
+    return _paired_kmeans("kmeans", x, x, n_clusters, max_iter, tol, metric, init, seed, max_points_per_centroid,
+                          check_finite, group, timeout)
 
 
-def paired_kmeans(assign_x: Any, update_x: Any, n_clusters: int, *, n_iter: int = 20, metric: Metric = "cosine",
-                  init: Init | Any = "kmeans++", seed: int = 0, max_points_per_centroid: int | None = None,
-                  group: Any = None, timeout: float | None = None) -> KMeansResult:
+def paired_kmeans(assign_x: Any, update_x: Any, n_clusters: int, *, max_iter: int = 20, tol: float = 0.0,
+                  metric: Metric = "cosine", init: Init | Any = "kmeans++", seed: int = 0,
+                  max_points_per_centroid: int | None = None, check_finite: bool = True, group: Any = None,
+                  timeout: float | None = None) -> KMeansResult:
     """:func:`clipadapt.paired_kmeans` over the union of every rank's pairs: this rank's
     ``assign_x`` [n_r, d] and ``update_x`` [n_r, d] (row i of both is one pair). Results as
     :func:`kmeans`: centroids identical on every rank, assignments of this rank's pairs."""
-    return _paired_kmeans("paired_kmeans", assign_x, update_x, n_clusters, n_iter, metric, init, seed,
-                          max_points_per_centroid, group, timeout)
+    return _paired_kmeans("paired_kmeans", assign_x, update_x, n_clusters, max_iter, tol, metric, init, seed,
+                          max_points_per_centroid, check_finite, group, timeout)
 
 
-def _paired_kmeans(operation: str, assign_x: Any, update_x: Any, n_clusters: int, n_iter: int, metric: str,
-                   init: Any, seed: int, max_points: int | None, group: Any, timeout: float | None) -> KMeansResult:
+def _paired_kmeans(operation: str, assign_x: Any, update_x: Any, n_clusters: int, max_iter: int, tol: float,
+                   metric: str, init: Any, seed: int, max_points: int | None, check_finite: bool, group: Any,
+                   timeout: float | None) -> KMeansResult:
     comm = Communicator(operation, group, device_of(assign_x, update_x, init), timeout)
     arguments, error = None, None
     try:
-        arguments = _Arguments(assign_x, update_x, n_clusters, n_iter, metric, init, seed, max_points)
+        arguments = _Arguments(assign_x, update_x, n_clusters, max_iter, tol, metric, init, seed, max_points,
+                               check_finite)
     except (TypeError, ValueError) as raised:
         error = raised
     shared = arguments.shared() if arguments else {}
@@ -83,13 +85,12 @@ def _paired_kmeans(operation: str, assign_x: Any, update_x: Any, n_clusters: int
 class _Arguments:
     """One rank's checked arguments (the single-process checks, shard by shard)."""
 
-    def __init__(self, assign_x: Any, update_x: Any, n_clusters: Any, n_iter: Any, metric: Any, init: Any,
-                 seed: Any, max_points: Any):
-        if metric not in _METRICS:
-            raise ValueError(f"metric: unknown metric {metric!r}; use one of {', '.join(_METRICS)}")
-        self.metric = metric
+    def __init__(self, assign_x: Any, update_x: Any, n_clusters: Any, max_iter: Any, tol: Any, metric: Any,
+                 init: Any, seed: Any, max_points: Any, check_finite: bool):
+        self.metric = _validate.choice(metric, "metric", METRICS)
         self.n_clusters = _validate.integer(n_clusters, "n_clusters", minimum=1)
-        self.n_iter = _validate.integer(n_iter, "n_iter", minimum=0)
+        self.max_iter = _validate.integer(max_iter, "max_iter", minimum=0)
+        self.tol = _validate.real(tol, "tol", at_least=0)
         self.seed = _validate.integer(seed, "seed", minimum=0)
         self.max_points = (None if max_points is None else
                            _validate.integer(max_points, "max_points_per_centroid", minimum=1))
@@ -99,13 +100,15 @@ class _Arguments:
         if self.a.array.shape != self.u.array.shape:
             raise ValueError(f"assign_x and update_x: rows are pairs of one dimension, but their shapes differ "
                              f"({self.a.array.shape} vs {self.u.array.shape})")
-        self.a.check_finite("assign_x")
-        if self.u is not self.a:
-            self.u.check_finite("update_x")
+        if check_finite:
+            self.a.check_finite("assign_x")
+            if self.u is not self.a:
+                self.u.check_finite("update_x")
         self.init = init
         self.given_centroids = None
         if not isinstance(init, str):
-            self.given_centroids = as_tensor(_initial_centroids(self.a.array, self.n_clusters, metric, init, 0))
+            self.given_centroids = as_tensor(initial_centroids(self.a.array, self.n_clusters, metric, init, 0,
+                                                               check_finite=check_finite))
         elif init not in ("kmeans++", "random"):
             raise ValueError(f"init: unknown init {init!r}; use 'kmeans++', 'random' or an array [K, d]")
 
@@ -113,7 +116,8 @@ class _Arguments:
         """The arguments every rank must agree on (an init array by a checksum of its values)."""
         init = self.init if self.given_centroids is None else \
             f"array crc32 {zlib.crc32(self.given_centroids.cpu().numpy().tobytes())}"
-        return {"n_clusters": self.n_clusters, "n_iter": self.n_iter, "metric": self.metric, "seed": self.seed,
+        return {"n_clusters": self.n_clusters, "max_iter": self.max_iter, "tol": self.tol, "metric": self.metric,
+                "seed": self.seed,
                 "max_points_per_centroid": self.max_points, "init": init, "dim": self.a.array.shape[1],
                 "dtypes": [self.a.array.dtype, self.u.array.dtype],
                 "device": self.a.tensor.device.type}
@@ -124,8 +128,8 @@ class _Lloyd:
 
     def __init__(self, comm: Communicator, arguments: _Arguments, layout: Layout):
         self.comm, self.arguments = comm, arguments
-        self.spherical = arguments.metric in _SPHERICAL
-        sample = _subsample_rows(layout.total, arguments.n_clusters, arguments.max_points, arguments.seed)
+        self.spherical = arguments.metric in SPHERICAL_METRICS
+        sample = subsample_rows(layout.total, arguments.n_clusters, arguments.max_points, arguments.seed)
         self.train_layout = layout if sample is None else layout.subset(sample)
         local = None if sample is None else torch.as_tensor(layout.local(sample), device=arguments.a.tensor.device)
         self.train_a = arguments.a.tensor if local is None else arguments.a.tensor[local]
@@ -136,13 +140,16 @@ class _Lloyd:
         K = self.arguments.n_clusters
         centroids = self._initial_centroids()
         inertia, splits, counts = [], [], None
-        for _ in range(self.arguments.n_iter):
-            scores, ids = self._assign(self.train_a, centroids)
+        for _ in range(self.arguments.max_iter):
+            scores, indices = self._assign(self.train_a, centroids)
             inertia.append(self._union_objective(scores))
-            sums, counts = self.comm.guarded(lambda: _partial_sums(self.train_u, ids, K))
+            sums, counts = self.comm.guarded(lambda: _partial_sums(self.train_u, indices, K))
+            previous = centroids
             centroids, counts, split = _finish(self.comm.sum_in_rank_order(sums), self.comm.all_reduce_exact(counts),
                                                self.spherical)
             splits.append(split)
+            if centroid_shift(previous, centroids) <= self.arguments.tol:
+                break
         scores, assignments = self._assign(self.arguments.a.tensor, centroids)
         inertia.append(self._union_objective(scores))
         if counts is None:
@@ -157,7 +164,7 @@ class _Lloyd:
         if arguments.given_centroids is not None:
             return arguments.given_centroids
         if arguments.init == "random":
-            rows = _random_rows(self.train_layout.total, arguments.n_clusters, arguments.seed)
+            rows = random_rows(self.train_layout.total, arguments.n_clusters, arguments.seed)
         else:
             rows = kmeans_plus_plus(self.comm, self.train_layout, self.train_a, arguments.n_clusters, arguments.metric,
                                     arguments.seed)
@@ -166,26 +173,26 @@ class _Lloyd:
         chosen = chosen[torch.as_tensor(np.searchsorted(distinct, rows), device=chosen.device)]
         # In the input's library: numpy and torch round the initial normalisation differently.
         library = arguments.a.library
-        return as_tensor(_centroids_from_rows(to_library(chosen, library), library, arguments.metric))
+        return as_tensor(centroids_from_rows(to_library(chosen, library), library, arguments.metric))
 
     def _assign(self, rows: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Nearest centroid of each local row: (float32 scores or None for an empty shard, int64 ids)."""
+        """Nearest centroid of each local row: (float32 scores or None for an empty shard, int64 indices)."""
         def nearest() -> tuple[torch.Tensor | None, torch.Tensor]:
             if rows.shape[0] == 0:
                 return None, torch.zeros(0, dtype=torch.int64, device=rows.device)
-            return assign(rows, _cast_like(centroids, _native.as_input(rows, "x")), metric=self.arguments.metric,
+            return assign(rows, cast_like(centroids, _native.as_input(rows, "x")), metric=self.arguments.metric,
                           check_finite=False)
 
         return self.comm.guarded(nearest)
 
     def _union_objective(self, scores: torch.Tensor | None) -> float:
         """The objective over every rank's rows, added in rank order (the same on every rank)."""
-        local = 0.0 if scores is None else _objective(scores, self.arguments.metric)
+        local = 0.0 if scores is None else objective(scores, self.arguments.metric)
         parts = self.comm.all_gather(torch.tensor([local], dtype=torch.float64))
         return float(sum(float(part.item()) for part in parts))
 
 
-def _partial_sums(rows: torch.Tensor, ids: torch.Tensor, n_clusters: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _partial_sums(rows: torch.Tensor, indices: torch.Tensor, n_clusters: int) -> tuple[torch.Tensor, torch.Tensor]:
     """float64 [K, d] sums and int64 [K] counts of the local rows of each cluster: the native
     float32 means of the non-empty clusters times their counts (exact in float64)."""
     sums = torch.zeros((n_clusters, rows.shape[1]), dtype=torch.float64, device=rows.device)
@@ -193,7 +200,7 @@ def _partial_sums(rows: torch.Tensor, ids: torch.Tensor, n_clusters: int) -> tup
     if rows.shape[0] == 0:
         return sums, counts
     x = _native.as_input(rows, "update_x")
-    order, offsets = _group(x, ids, n_clusters)
+    order, offsets = group_by_cluster(x, indices, n_clusters)
     filled = offsets[1:] > offsets[:-1]
     compact = torch.cat([offsets[:-1][filled], offsets[-1:]])  # only non-empty clusters: none is split
     means = torch.empty((int(filled.sum()), rows.shape[1]), dtype=torch.float32, device=rows.device)
@@ -209,28 +216,12 @@ def _partial_sums(rows: torch.Tensor, ids: torch.Tensor, n_clusters: int) -> tup
 
 def _finish(sums: torch.Tensor, counts: torch.Tensor, spherical: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The native update's end from the union's sums float64 [K, d] and counts int64 [K]:
-    float32 means, empty clusters split in increasing id order from the currently largest
-    (lowest id on ties) while it holds 2 rows or more, then unit rows. Returns (centroids,
-    counts after splitting, clusters split)."""
+    float32 means, then the native finish (empty clusters split, unit rows). Returns
+    (centroids, counts after splitting, clusters split)."""
     filled = (counts > 0).unsqueeze(1)
-    centroids = torch.where(filled, sums / counts.clamp(min=1).unsqueeze(1), 0.0).float()
-    remaining = counts.cpu().numpy().copy()
-    splits = 0
-    for empty in np.flatnonzero(remaining == 0):
-        largest = int(np.argmax(remaining))
-        if remaining[largest] < 2:
-            break
-        source = centroids[largest].double()
-        even = torch.arange(source.shape[0], device=source.device) % 2 == 0
-        centroids[empty] = (source * torch.where(even, 1 + _SPLIT_EPSILON, 1 - _SPLIT_EPSILON)).float()
-        centroids[largest] = (source * torch.where(even, 1 - _SPLIT_EPSILON, 1 + _SPLIT_EPSILON)).float()
-        remaining[empty] = remaining[largest] // 2
-        remaining[largest] -= remaining[empty]
-        splits += 1
-    if spherical:
-        squared = torch.zeros(centroids.shape[0], dtype=torch.float64, device=centroids.device)
-        for column in centroids.T:  # summed column by column, as the native normalisation
-            squared += column.double() * column.double()
-        scale = torch.where(squared > 0, (1.0 / torch.sqrt(torch.where(squared > 0, squared, 1.0))).float(), 1.0)
-        centroids = centroids * scale.unsqueeze(1)
-    return centroids, torch.from_numpy(remaining).to(counts.device), splits
+    centroids = torch.where(filled, sums / counts.clamp(min=1).unsqueeze(1), 0.0).float().contiguous()
+    counts = counts.clone()
+    stream = _native.current_stream(_native.as_input(centroids, "centroids"))
+    splits = _core.finish_centroids_into(_native.capsule(centroids, stream), _native.capsule(counts, stream),
+                                         spherical, stream)
+    return centroids, counts, int(splits)
