@@ -1,10 +1,15 @@
 #include "knn/bf16_tiles.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define CLIPADAPT_BF16_TILES 1
+#else
+#define CLIPADAPT_BF16_TILES 0  // other CPUs widen bfloat16 rows to float32 for sgemm
+#endif
 
 namespace clipadapt::knn {
 namespace {
@@ -14,6 +19,7 @@ constexpr int kBlockColumns = 32;  // database rows per packed block (two vector
 
 int64_t pairs_of(int64_t d) { return (d + 1) / 2; }
 
+#if CLIPADAPT_BF16_TILES
 #define CLIPADAPT_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
 // rows x 32 dot products of `rows` queries with one packed block: lane j of accumulator
@@ -47,15 +53,22 @@ constexpr MicroTile kMicroTiles[kTileRows + 1] = {nullptr,        micro_tile<1>,
                                                   micro_tile<4>,  micro_tile<5>, micro_tile<6>, micro_tile<7>,
                                                   micro_tile<8>};
 
+bool cpu_has_bf16_tiles() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+}
+#else
+bool cpu_has_bf16_tiles() { return false; }
+#endif
+
 }  // namespace
 
 bool bf16_tiles_available() {
   static const bool available = [] {
     const char* setting = std::getenv("CLIPADAPT_CPU_BF16");
     if (setting != nullptr && std::strcmp(setting, "0") == 0) return false;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+    return cpu_has_bf16_tiles();
   }();
   return available;
 }
@@ -80,6 +93,7 @@ const uint16_t* even_bf16_rows(const uint16_t* rows, int64_t count, int64_t d, s
 }
 
 void bf16_dot_tile(const uint16_t* queries, int64_t qn, const uint16_t* packed, int64_t xn, int64_t d, float* out) {
+#if CLIPADAPT_BF16_TILES
   const int64_t pairs = pairs_of(d), query_stride = 2 * pairs;
   for (int64_t q0 = 0; q0 < qn; q0 += kTileRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kTileRows, qn - q0));
@@ -89,6 +103,9 @@ void bf16_dot_tile(const uint16_t* queries, int64_t qn, const uint16_t* packed, 
                         pairs, out + q0 * xn + x0, xn, columns);
     }
   }
+#else
+  (void)queries, (void)qn, (void)packed, (void)xn, (void)d, (void)out;  // never called: no bf16 tiles here
+#endif
 }
 
 }  // namespace clipadapt::knn

@@ -66,6 +66,26 @@ struct WarpAccumulator {
 
 // ---- Tile policies: how a 64 x 64 dot-product tile is computed from staged chunks ----------
 
+// bfloat16 and tf32 WMMA fragments exist from sm_80 on; for older devices (sm_75) those two
+// policies compile as stubs that trap, and the host refuses or reroutes such work first
+// (check_tensor_core_support).
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#define CLIPADAPT_SM80_FRAGMENTS 1
+#else
+#define CLIPADAPT_SM80_FRAGMENTS 0
+#endif
+
+// The interface of a tile policy on a device without its fragments.
+template <typename T>
+struct UnavailablePolicy {
+  using Element = T;
+  static constexpr int kLd = kChunk + 8;
+  struct Accumulator {};
+  static __device__ void zero(Accumulator&) { __trap(); }
+  static __device__ void multiply(Accumulator&, const T*, const T*, int) { __trap(); }
+  static __device__ void store(const Accumulator&, float*, int) { __trap(); }
+};
+
 // fp16 / bf16 on tensor cores; each warp owns a 32 x 32 quarter as 2 x 2 16x16 fragments.
 template <typename T>
 struct TensorCoreHalf {
@@ -88,7 +108,13 @@ struct TensorCoreHalf {
   static __device__ void store(const Accumulator& acc, float* scores, int warp) { acc.store(scores, warp); }
 };
 
+#if !CLIPADAPT_SM80_FRAGMENTS
+template <>
+struct TensorCoreHalf<__nv_bfloat16> : UnavailablePolicy<__nv_bfloat16> {};
+#endif
+
 // float32 rounded to tf32 on tensor cores (16x16x8), same warp layout.
+#if CLIPADAPT_SM80_FRAGMENTS
 struct TensorCoreTf32 {
   using Element = float;
   static constexpr int kLd = kChunk + 8;
@@ -114,6 +140,9 @@ struct TensorCoreTf32 {
   }
   static __device__ void store(const Accumulator& acc, float* scores, int warp) { acc.store(scores, warp); }
 };
+#else
+struct TensorCoreTf32 : UnavailablePolicy<float> {};
+#endif
 
 // Exact float32 with FFMA: each thread owns a 4 x 8 block of the tile.
 struct ExactFloat {
@@ -582,6 +611,20 @@ void run(const KnnProblem& p, const Geometry& g, cudaStream_t stream) {
   }
 }
 
+// bfloat16 inputs need sm_80 tensor cores; tf32 falls back to exact float32 below sm_80.
+Precision check_tensor_core_support(const KnnProblem& p) {
+  int device = 0, major = 0;
+  CLIPADAPT_CUDA_CHECK(cudaGetDevice(&device));
+  CLIPADAPT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  if (major >= 8) return p.precision;
+  if (p.queries.dtype == DType::BFloat16) {
+    throw UnsupportedType("queries: bfloat16 needs a GPU of compute capability 8.0 or newer (cuda:" +
+                          std::to_string(device) + " is " + std::to_string(major) +
+                          ".x); cast to float16 or float32, or search on the CPU");
+  }
+  return Precision::Exact;
+}
+
 }  // namespace
 
 void knn_cuda(const KnnProblem& p) {
@@ -590,11 +633,12 @@ void knn_cuda(const KnnProblem& p) {
   DeviceGuard guard(p.queries.device.index);
   auto stream = static_cast<cudaStream_t>(p.stream);
   const Geometry g{p.queries.rows, p.database.rows, p.queries.cols};
+  const Precision precision = check_tensor_core_support(p);
   switch (p.queries.dtype) {
     case DType::Float16: run<TensorCoreHalf<__half>>(p, g, stream); break;
     case DType::BFloat16: run<TensorCoreHalf<__nv_bfloat16>>(p, g, stream); break;
     case DType::Float32:
-      if (p.precision == Precision::TF32) {
+      if (precision == Precision::TF32) {
         run<TensorCoreTf32>(p, g, stream);
       } else {
         run<ExactFloat>(p, g, stream);
