@@ -14,7 +14,7 @@ from clipadapt import cuda_available
 from clipadapt.bench.common import Skipped, recall_at_k
 from clipadapt.bench.ivf import (Corpus, IndexMethod, corpus_from_files, exact_top_k, plan_indexes, run_ivf_benchmark,
                                  synthetic_corpus)
-from clipadapt.knn import _to_numpy
+from clipadapt._arrays import to_numpy
 
 N, D, CLUSTERS, QUERIES, ITERS, THREADS, SEED = 5000, 64, 32, 200, 10, 2, 0
 NPROBES = (1, 2, 4, 8, 16, CLUSTERS)
@@ -37,7 +37,7 @@ def test_ivf_build_and_search(benchmark, ivf_case, name: str, device: str) -> No
     corpus, truth = ivf_case
     index = _index(name, device)
     built = benchmark.pedantic(index.build, args=(corpus,), rounds=1, iterations=1)
-    recalls = [recall_at_k(_to_numpy(built.search(nprobe)), truth) for nprobe in NPROBES]
+    recalls = [recall_at_k(to_numpy(built.search(nprobe)), truth) for nprobe in NPROBES]
     benchmark.extra_info.update(index=name, device=device, n=N, d=D, clusters=CLUSTERS, queries=QUERIES,
                                 recall_at_10=dict(zip(map(str, NPROBES), recalls)))
     assert built.list_sizes.shape == (CLUSTERS,)

@@ -15,7 +15,7 @@ from clipadapt.bench.common import Skipped
 from clipadapt.bench.data import synthetic_clip
 from clipadapt.bench.kmeans import (Method, initial_centroids, plan_methods, run_kmeans_benchmark, spherical_inertia,
                                     warm_up)
-from clipadapt.knn import _to_numpy
+from clipadapt._arrays import to_numpy
 
 N, D, CLUSTERS, ITERS, THREADS, SEED = 5000, 128, 64, 10, 2, 0
 MAX_RELATIVE_GAP = 0.02
@@ -52,8 +52,8 @@ def test_kmeans_iterations(benchmark, kmeans_case, family: str, device: str) -> 
 def test_shared_objective_matches_clipadapt(benchmark, kmeans_case) -> None:
     """The objective the table reports agrees with the one clipadapt.kmeans reports itself."""
     x, _, _ = kmeans_case
-    result = kmeans(x, CLUSTERS, n_iter=ITERS, metric="ip", init="random", seed=SEED)
-    inertia = benchmark.pedantic(spherical_inertia, args=(x, _to_numpy(result.centroids)), rounds=1, iterations=1)
+    result = kmeans(x, CLUSTERS, max_iter=ITERS, metric="ip", init="random", seed=SEED)
+    inertia = benchmark.pedantic(spherical_inertia, args=(x, to_numpy(result.centroids)), rounds=1, iterations=1)
     assert inertia == pytest.approx(result.inertia[-1], rel=1e-4)
 
 

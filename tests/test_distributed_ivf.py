@@ -7,7 +7,6 @@ import pytest
 
 import clipadapt
 import clipadapt.distributed as cd
-from clipadapt.distributed.ivf import _stored
 from distributed_ranks import run_ranks, values
 
 D, N_LISTS = 6, 7
@@ -24,7 +23,7 @@ def rows(seed: int, count: int) -> np.ndarray:
 
 
 def centroids() -> np.ndarray:
-    return clipadapt.kmeans(rows(0, 200), N_LISTS, n_iter=3, metric="ip", init="random").centroids
+    return clipadapt.kmeans(rows(0, 200), N_LISTS, max_iter=3, metric="ip", init="random").centroids
 
 
 def own(sizes: list[int], rank: int, seed: int) -> np.ndarray:
@@ -39,7 +38,7 @@ def build_search_save_load(rank: int, world_size: int, directory: str) -> dict:
                "list sizes": index.list_sizes(), "ntotal": index.ntotal}
     given = cd.ShardedIVFIndex(centroids(), metric="ip")
     first = sum(FIRST[world_size][:rank])
-    given.add(own(FIRST[world_size], rank, 1), ids=1000 + np.arange(first, first + FIRST[world_size][rank]))
+    given.add(own(FIRST[world_size], rank, 1), indices=1000 + np.arange(first, first + FIRST[world_size][rank]))
     results["given ids"] = given.search(queries, 8, 3)
     index.save(directory)
     loaded = cd.ShardedIVFIndex.load(directory)
@@ -64,13 +63,13 @@ def test_sharded_index_equals_one_index_of_the_union(world_size, tmp_path):
         np.testing.assert_array_equal(results["list sizes"], expected.list_sizes())
         if len(queries):
             given = clipadapt.IVFIndex(centroids(), metric="ip")
-            given.add(rows(1, sum(FIRST[world_size])), ids=1000 + np.arange(sum(FIRST[world_size])))
+            given.add(rows(1, sum(FIRST[world_size])), indices=1000 + np.arange(sum(FIRST[world_size])))
             for mine, theirs in zip(results["given ids"], given.search(queries, 8, 3)):
                 np.testing.assert_array_equal(mine, theirs)
         assert results["ntotal"] == expected.ntotal
     assert (expected.search(rows(3, 20), 60, 1)[1] == -1).any()  # the empty slots were exercised
     loaded = cd.load_as_one(tmp_path)
-    for mine, theirs in zip(_stored(loaded), _stored(expected)):
+    for mine, theirs in zip(loaded.inverted_lists(), expected.inverted_lists()):
         np.testing.assert_array_equal(mine, theirs)
 
 

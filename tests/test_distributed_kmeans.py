@@ -16,13 +16,13 @@ D = 8
 # one smaller than n_clusters.
 SHARDS = {2: [3000, 6100], 3: [5000, 0, 4100]}
 CASES = {
-    "kmeans++ cosine": dict(n_clusters=20, n_iter=4, metric="cosine", init="kmeans++", seed=5),
-    "kmeans++ l2, initial rows": dict(n_clusters=12, n_iter=0, metric="l2", init="kmeans++", seed=2),
-    "random ip float16, paired": dict(n_clusters=9, n_iter=3, metric="ip", init="random", seed=1, paired=True,
+    "kmeans++ cosine": dict(n_clusters=20, max_iter=4, metric="cosine", init="kmeans++", seed=5),
+    "kmeans++ l2, initial rows": dict(n_clusters=12, max_iter=0, metric="l2", init="kmeans++", seed=2),
+    "random ip float16, paired": dict(n_clusters=9, max_iter=3, metric="ip", init="random", seed=1, paired=True,
                                       dtype="float16"),
-    "sub-sample l2": dict(n_clusters=5, n_iter=3, metric="l2", init="random", max_points_per_centroid=100),
-    "init array": dict(n_clusters=6, n_iter=2, metric="cosine", init="array"),
-    "empty clusters split": dict(n_clusters=30, n_iter=3, metric="cosine", init="random", seed=4, data="repeated"),
+    "sub-sample l2": dict(n_clusters=5, max_iter=3, metric="l2", init="random", max_points_per_centroid=100),
+    "init array": dict(n_clusters=6, max_iter=2, metric="cosine", init="array"),
+    "empty clusters split": dict(n_clusters=30, max_iter=3, metric="cosine", init="random", seed=4, data="repeated"),
 }
 
 
@@ -68,7 +68,7 @@ def test_sharded_kmeans_equals_single_process(world_size):
             np.testing.assert_array_equal(np.asarray(result.centroids), np.asarray(results[0].centroids))
         result = results[0]
         centroids = np.asarray(result.centroids)
-        if case["n_iter"] == 0:  # the initial rows, drawn as one process draws them
+        if case["max_iter"] == 0:  # the initial rows, drawn as one process draws them
             np.testing.assert_array_equal(centroids, expected.centroids, err_msg=name)
         np.testing.assert_allclose(centroids, expected.centroids, rtol=0, atol=1e-5, err_msg=name)
         np.testing.assert_array_equal(np.asarray(result.counts), expected.counts, err_msg=name)
@@ -85,7 +85,7 @@ def misuse(rank: int, world_size: int, scenario: str):
         rows[0, 0] = np.inf
     init = (np.random.default_rng(10 + rank).standard_normal((4, D)).astype(np.float32) if scenario == "init differs"
             else "random")
-    return cd.kmeans(rows, 4, n_iter=1, init=init)
+    return cd.kmeans(rows, 4, max_iter=1, init=init)
 
 
 @pytest.mark.parametrize("scenario, errors, fragment", [

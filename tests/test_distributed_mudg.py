@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from clipadapt.bench.data import synthetic_pairs
-from clipadapt.distributed.ivf import _stored
 from clipadapt.mudg.corpus import write_corpus
 from clipadapt.mudg.index import INDEX_FILE, MudgIndex, build_index
 from distributed_ranks import run_ranks, values
@@ -47,7 +46,7 @@ def assert_same_index(out, expected: MudgIndex, expected_out) -> None:
     for name in ("pairing.npy",) if (expected_out / "pairing.npy").is_file() else ():
         np.testing.assert_array_equal(np.load(out / name), np.load(expected_out / name))
     np.testing.assert_allclose(built.ivf.centroids, expected.ivf.centroids, rtol=0, atol=1e-5)
-    for mine, theirs in zip(_stored(built.ivf), _stored(expected.ivf)):
+    for mine, theirs in zip(built.ivf.inverted_lists(), expected.ivf.inverted_lists()):
         np.testing.assert_array_equal(mine, theirs)
     queries = synthetic_pairs(20, D, n_classes=K, seed=3, split=1).captions
     for mine, theirs in zip(built.search(queries, k=16, nprobe=2), expected.search(queries, k=16, nprobe=2)):

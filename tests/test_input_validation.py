@@ -98,11 +98,19 @@ def test_numpy_scalars_are_numbers():
     numpy = clipadapt.label_propagation(X, LABELS, k=np.int64(5), alpha=np.float32(0.875), gamma=np.float16(2.0),
                                         n_classes=np.uint8(3))
     np.testing.assert_array_equal(numpy.scores, plain.scores)
-    means = clipadapt.kmeans(X, np.int64(3), n_iter=np.int32(2), seed=np.uint64(4), max_points_per_centroid=np.int8(5))
-    np.testing.assert_array_equal(means.centroids,
-                                  clipadapt.kmeans(X, 3, n_iter=2, seed=4, max_points_per_centroid=5).centroids)
+    means = clipadapt.kmeans(X, np.int64(3), max_iter=np.int32(2), tol=np.float32(1e-3), seed=np.uint64(4),
+                             max_points_per_centroid=np.int8(5))
+    np.testing.assert_array_equal(means.centroids, clipadapt.kmeans(X, 3, max_iter=2, tol=1e-3, seed=4,
+                                                                    max_points_per_centroid=5).centroids)
     index = clipadapt.IVFIndex(X[:4]).add(X)
     np.testing.assert_array_equal(index.search(X, np.int16(3), nprobe=np.int64(2))[1], index.search(X, 3, 2)[1])
+    graph = clipadapt.knn_graph(X, np.int32(4))
+    np.testing.assert_array_equal(clipadapt.affinity(graph, gamma=np.float32(2.0)).values,
+                                  clipadapt.affinity(graph, gamma=2.0).values)
+    threads = clipadapt.get_num_threads()
+    clipadapt.set_num_threads(np.int64(1))
+    assert clipadapt.get_num_threads() == 1
+    clipadapt.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("call,error,message", [
@@ -118,6 +126,9 @@ def test_numpy_scalars_are_numbers():
     (lambda: clipadapt.kmeans(X, 3, init=np.full((3, 5), np.nan, np.float32)), ValueError, "init: contains NaN"),
     (lambda: clipadapt.paired_kmeans(X, X[:, :4], 3), ValueError, "assign_x and update_x: dimensions differ"),
     (lambda: clipadapt.assign(X, X[:3], chunk_rows=0), ValueError, "chunk_rows: must be an integer >= 1"),
+    (lambda: clipadapt.kmeans(X, 3, tol=-1e-3), ValueError, "tol: must be a finite number >= 0"),
+    (lambda: clipadapt.set_num_threads(2.5), TypeError, "threads: must be an integer, got 2.5"),
+    (lambda: clipadapt.set_num_threads(0), ValueError, "threads: must be an integer >= 1"),
     (lambda: clipadapt.assign(X, X[:3, :4]), ValueError, "x and centroids: feature dimensions differ"),
     (lambda: clipadapt.assign(X, X[:3].astype(np.float16)), TypeError, "x and centroids: dtypes differ"),
     (lambda: clipadapt.conjugate_gradient(csr(), np.eye(2), alpha=True), TypeError, "alpha: must be a finite"),
@@ -130,9 +141,9 @@ def test_numpy_scalars_are_numbers():
     (lambda: clipadapt.IVFIndex(X[:0]), ValueError, "centroids: empty array"),
     (lambda: clipadapt.IVFIndex(X[:3]).add(X[:0]), ValueError, "x: has no rows"),
     (lambda: clipadapt.IVFIndex.from_lists(X[:3], X[:0], np.zeros(0, np.int64)), ValueError, "x: has no rows"),
-    (lambda: clipadapt.affinity(KnnGraph(np.zeros((3, 0), np.int64), np.zeros((3, 0), np.float32), 3, "cosine")),
+    (lambda: clipadapt.affinity(KnnGraph(np.zeros((3, 0), np.float32), np.zeros((3, 0), np.int64), 3, "cosine")),
      ValueError, "graph: has shape"),
-    (lambda: clipadapt.affinity(KnnGraph(np.zeros((3, 2), np.int64), np.full((3, 2), np.nan, np.float32), 3,
+    (lambda: clipadapt.affinity(KnnGraph(np.full((3, 2), np.nan, np.float32), np.zeros((3, 2), np.int64), 3,
                                          "cosine")), ValueError, "graph.scores: contains NaN"),
 ])
 def test_bad_settings_are_refused_with_their_name(call, error, message):
@@ -142,7 +153,7 @@ def test_bad_settings_are_refused_with_their_name(call, error, message):
 @pytest.mark.parametrize("call", [
     lambda x: clipadapt.knn(x, x, 3),
     lambda x: clipadapt.knn_graph(x, 3),
-    lambda x: clipadapt.kmeans(x, 3, n_iter=2),
+    lambda x: clipadapt.kmeans(x, 3, max_iter=2),
     lambda x: clipadapt.assign(x, x[:3]),
     lambda x: clipadapt.IVFIndex(x[:4]).add(x).search(x, 3, nprobe=2),
     lambda x: clipadapt.label_propagation(x, torch.from_numpy(LABELS), k=5),
@@ -209,9 +220,9 @@ ODD_ARRAYS = {"no rows": X[:0], "no columns": X[:, :0], "1-D": X[0], "3-D": X[No
 EVERY_ARRAY_ARGUMENT = {
     "knn queries": lambda v: clipadapt.knn(v, X, 2), "knn database": lambda v: clipadapt.knn(X, v, 2),
     "knn_graph": lambda v: clipadapt.knn_graph(v, 2), "assign x": lambda v: clipadapt.assign(v, X[:3]),
-    "assign centroids": lambda v: clipadapt.assign(X, v), "kmeans": lambda v: clipadapt.kmeans(v, 2, n_iter=1),
-    "kmeans init": lambda v: clipadapt.kmeans(X, 2, init=v, n_iter=1),
-    "paired_kmeans update_x": lambda v: clipadapt.paired_kmeans(X, v, 2, n_iter=1),
+    "assign centroids": lambda v: clipadapt.assign(X, v), "kmeans": lambda v: clipadapt.kmeans(v, 2, max_iter=1),
+    "kmeans init": lambda v: clipadapt.kmeans(X, 2, init=v, max_iter=1),
+    "paired_kmeans update_x": lambda v: clipadapt.paired_kmeans(X, v, 2, max_iter=1),
     "IVFIndex centroids": lambda v: clipadapt.IVFIndex(v).add(X).search(X, 2, 1),
     "IVFIndex.add": lambda v: clipadapt.IVFIndex(X[:3]).add(v),
     "IVFIndex.search": lambda v: clipadapt.IVFIndex(X[:3]).add(X).search(v, 2, 1),

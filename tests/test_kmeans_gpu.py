@@ -11,7 +11,7 @@ import torch
 
 import clipadapt
 from clipadapt import _native
-from clipadapt.kmeans import _group, _kmeans_plus_plus, _update
+from clipadapt.clustering import _kmeans_plus_plus, _update, group_by_cluster
 
 pytestmark = pytest.mark.gpu
 
@@ -45,7 +45,7 @@ def array(value, name="x"):
 
 def group(ids, clusters):
     """(order, offsets) of group_by_cluster for int64 ids, on the ids' device."""
-    return _group(array(torch.zeros(ids.shape[0], 1, device=ids.device)), ids, clusters)
+    return group_by_cluster(array(torch.zeros(ids.shape[0], 1, device=ids.device)), ids, clusters)
 
 
 def numpy_of(value):
@@ -134,8 +134,8 @@ def test_kmeans_plus_plus_chooses_the_cpu_rows(metric, dtype):
     rows = _kmeans_plus_plus(array(x), 50, metric, seed)
     want = _kmeans_plus_plus(array(x.cpu()), 50, metric, seed)
     np.testing.assert_array_equal(rows, want, err_msg=f"seed {seed}")
-    gpu = clipadapt.kmeans(x, 50, n_iter=0, metric=metric, init="kmeans++", seed=seed)
-    cpu = clipadapt.kmeans(x.cpu(), 50, n_iter=0, metric=metric, init="kmeans++", seed=seed)
+    gpu = clipadapt.kmeans(x, 50, max_iter=0, metric=metric, init="kmeans++", seed=seed)
+    cpu = clipadapt.kmeans(x.cpu(), 50, max_iter=0, metric=metric, init="kmeans++", seed=seed)
     np.testing.assert_allclose(numpy_of(gpu.centroids), numpy_of(cpu.centroids), rtol=0, atol=1e-5,
                                err_msg=f"seed {seed}")
 
@@ -157,8 +157,8 @@ def test_kmeans_plus_plus_on_coincident_rows_equals_cpu(metric):
 def test_kmeans_matches_cpu(metric, dtype):
     seed = fresh_seed()
     x, centers = blobs(4000, 32, 20, dtype, seed)
-    gpu = clipadapt.kmeans(x, 20, n_iter=3, metric=metric, init=centers.to(DEVICE))
-    cpu = clipadapt.kmeans(x.cpu(), 20, n_iter=3, metric=metric, init=centers)
+    gpu = clipadapt.kmeans(x, 20, max_iter=3, metric=metric, init=centers.to(DEVICE))
+    cpu = clipadapt.kmeans(x.cpu(), 20, max_iter=3, metric=metric, init=centers)
     assert_same_result(gpu, cpu, seed)
 
 
@@ -168,8 +168,8 @@ def test_paired_kmeans_matches_cpu(dtype):
     images, centers = blobs(3000, 32, 16, dtype, seed)
     generator = torch.Generator().manual_seed(seed + 1)
     captions = (images.cpu().float() + 0.1 * torch.randn(images.shape, generator=generator)).to(images.dtype)
-    gpu = clipadapt.paired_kmeans(images, captions.to(DEVICE), 16, n_iter=2, init=centers.to(DEVICE))
-    cpu = clipadapt.paired_kmeans(images.cpu(), captions, 16, n_iter=2, init=centers)
+    gpu = clipadapt.paired_kmeans(images, captions.to(DEVICE), 16, max_iter=2, init=centers.to(DEVICE))
+    cpu = clipadapt.paired_kmeans(images.cpu(), captions, 16, max_iter=2, init=centers)
     assert_same_result(gpu, cpu, seed)
 
 
@@ -180,8 +180,8 @@ def test_empty_clusters_split_like_cpu(metric):
     seed = fresh_seed()
     x, centers = blobs(4000, 32, 20, "float32", seed)
     init = torch.cat([centers, centers[:1], torch.full((1, 32), 100.0)])
-    gpu = clipadapt.kmeans(x, 22, n_iter=1, metric=metric, init=init.to(DEVICE))
-    cpu = clipadapt.kmeans(x.cpu(), 22, n_iter=1, metric=metric, init=init)
+    gpu = clipadapt.kmeans(x, 22, max_iter=1, metric=metric, init=init.to(DEVICE))
+    cpu = clipadapt.kmeans(x.cpu(), 22, max_iter=1, metric=metric, init=init)
     assert cpu.splits[0] >= 1
     assert gpu.splits == cpu.splits, f"seed {seed}"
     np.testing.assert_array_equal(gpu.counts.cpu().numpy(), cpu.counts.numpy(), err_msg=f"seed {seed}")
@@ -195,11 +195,11 @@ def test_empty_clusters_split_like_cpu(metric):
 def test_kmeans_is_bitwise_reproducible_on_the_gpu():
     seed = fresh_seed()
     x = gaussian(6000, 48, "float16", seed)
-    runs = [clipadapt.kmeans(x, 40, n_iter=4, seed=seed) for _ in range(2)]
+    runs = [clipadapt.kmeans(x, 40, max_iter=4, seed=seed) for _ in range(2)]
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):  # on a side stream too
-        runs.append(clipadapt.kmeans(x, 40, n_iter=4, seed=seed))
+        runs.append(clipadapt.kmeans(x, 40, max_iter=4, seed=seed))
     stream.synchronize()
     first = runs[0]
     for other in runs[1:]:
@@ -214,7 +214,7 @@ def test_65536_clusters_smoke():
     seed = fresh_seed()
     clusters, n, d = 65536, 98304, 8
     x = gaussian(n, d, "float32", seed)
-    result = clipadapt.kmeans(x, clusters, n_iter=1, metric="l2", init="random", seed=seed)
+    result = clipadapt.kmeans(x, clusters, max_iter=1, metric="l2", init="random", seed=seed)
     assert result.centroids.shape == (clusters, d) and torch.isfinite(result.centroids).all()
     assert int(result.counts.sum()) == n and int(result.counts.min()) >= 0
     assignments = result.assignments
@@ -236,10 +236,9 @@ def test_65536_clusters_smoke():
 
 def cpu_copy(index):
     """The same index (same lists, same order) with host copies of every array."""
-    copy = clipadapt.IVFIndex(index.centroids.cpu(), index.metric)
-    copy._vectors = array(index._vectors.value.cpu())
-    copy._ids, copy._lists, copy._offsets = index._ids.cpu(), index._lists.cpu(), index._offsets.cpu()
-    return copy
+    vectors, indices, offsets = (part.cpu() for part in index.inverted_lists())
+    lists = torch.repeat_interleave(torch.arange(index.n_lists), offsets.diff())
+    return clipadapt.IVFIndex.from_lists(index.centroids.cpu(), vectors, lists, indices, metric=index.metric)
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -251,7 +250,7 @@ def test_ivf_search_equals_cpu_on_the_same_lists(metric, dtype, k):
     lists, d = 50, 40
     x = gaussian(3000, d, dtype, seed)
     queries = gaussian(200, d, dtype, seed + 1)
-    index = clipadapt.IVFIndex(gaussian(lists, d, "float32", seed + 2), metric).add(x, ids=torch.arange(
+    index = clipadapt.IVFIndex(gaussian(lists, d, "float32", seed + 2), metric=metric).add(x, indices=torch.arange(
         3000, device=DEVICE) * 3 + 1)
     reference = cpu_copy(index)
     # Three lists per query, with skipped entries (-1 and out of range) among them.
@@ -279,8 +278,8 @@ def test_ivf_index_matches_cpu_and_exact_knn(metric, dtype):
     # every row is still far nearer its own list's centroid than any other.
     x, centers = blobs(4000, 32, 30, dtype, seed, noise=0.3)
     queries, _ = blobs(300, 32, 30, dtype, seed, noise=0.3)  # same directions, other rows
-    index = clipadapt.IVFIndex(centers.to(DEVICE), metric).add(x)
-    reference = clipadapt.IVFIndex(centers, metric).add(x.cpu())
+    index = clipadapt.IVFIndex(centers.to(DEVICE), metric=metric).add(x)
+    reference = clipadapt.IVFIndex(centers, metric=metric).add(x.cpu())
     np.testing.assert_array_equal(index.list_sizes(), reference.list_sizes(), err_msg=f"seed {seed}")
     for k, nprobe in [(10, 1), (128, 2), (20, 30)]:
         scores, ids = index.search(queries, k, nprobe=nprobe)
@@ -300,6 +299,23 @@ def test_ivf_search_is_bitwise_reproducible():
     first = index.search(queries, 50, nprobe=4)
     again = index.search(queries, 50, nprobe=4)
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1]), f"seed {seed}"
+
+
+def test_ivf_loads_onto_the_device_and_adds_in_chunks_as_at_once(tmp_path):
+    seed = fresh_seed()
+    x = gaussian(3000, 32, "float16", seed)
+    whole = clipadapt.IVFIndex(gaussian(25, 32, "float32", seed + 1)).add(x)
+    chunked = clipadapt.IVFIndex(whole.centroids)
+    for start in range(0, 3000, 400):
+        chunked.add(x[start:start + 400])
+    for mine, theirs in zip(chunked.inverted_lists(), whole.inverted_lists()):
+        assert mine.device.type == DEVICE and torch.equal(mine, theirs), f"seed {seed}"
+    whole.save(tmp_path / "index.npz")
+    loaded = clipadapt.IVFIndex.load(tmp_path / "index.npz", device=DEVICE)
+    assert loaded.centroids.device.type == DEVICE
+    queries = gaussian(100, 32, "float16", seed + 2)
+    for mine, theirs in zip(loaded.search(queries, 10, nprobe=3), whole.search(queries, 10, nprobe=3)):
+        assert torch.equal(mine, theirs), f"seed {seed}"
 
 
 def test_ivf_search_rejects_k_above_128():

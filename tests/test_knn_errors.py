@@ -27,7 +27,7 @@ X = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
     (lambda: clipadapt.knn(X, X, 2.5), TypeError, "k: must be an integer"),
     (lambda: clipadapt.knn(X[:5], X, 2, exclude_self=True), ValueError, "exclude_self"),
     (lambda: clipadapt.knn(X, X, 2, metric="euclid"), ValueError, "metric: unknown"),
-    (lambda: clipadapt.knn(X, X, 2, precision="fp8"), ValueError, "precision: unknown"),
+    (lambda: clipadapt.knn(X, X, 2, compute="fp8"), ValueError, "compute: unknown"),
     (lambda: clipadapt.knn("abc", X, 2), TypeError, "queries"),
     (lambda: clipadapt.knn_graph(X, 20), ValueError, "k: 20 exceeds"),
 ])

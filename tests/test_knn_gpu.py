@@ -9,7 +9,7 @@ from knn_oracle import assert_knn_matches
 pytestmark = pytest.mark.gpu
 
 METRICS = ["cosine", "ip", "l2"]
-# (dtype, precision, relative tolerance of the scores against float64)
+# (dtype, compute mode, relative tolerance of the scores against float64)
 PATHS = [("float32", "exact", 2e-5), ("float32", "tf32", 2e-3), ("float16", "exact", 2e-5),
          ("bfloat16", "exact", 2e-5)]
 # k = 1, k at the fused limit (128), just above it (large-k path), k = n; tiles of 64 never divide n.
@@ -22,13 +22,13 @@ def fresh(rows, d, dtype, seed, device="cuda"):
 
 
 @pytest.mark.parametrize("metric", METRICS)
-@pytest.mark.parametrize("dtype,precision,rtol", PATHS)
+@pytest.mark.parametrize("dtype,compute,rtol", PATHS)
 @pytest.mark.parametrize("nq,n,d,k", SHAPES)
-def test_cuda_matches_cpu_twin_and_oracle(metric, dtype, precision, rtol, nq, n, d, k):
+def test_cuda_matches_cpu_twin_and_oracle(metric, dtype, compute, rtol, nq, n, d, k):
     seed = int(np.random.SeedSequence().generate_state(1)[0] % 2**31)  # fresh inputs every run
     q, x = fresh(nq, d, dtype, seed), fresh(n, d, dtype, seed + 1)
     torch.cuda.synchronize()
-    scores, indices = clipadapt.knn(q, x, k, metric=metric, precision=precision)
+    scores, indices = clipadapt.knn(q, x, k, metric=metric, compute=compute)
     assert scores.device.type == "cuda" and indices.device.type == "cuda"
     cpu_scores, cpu_indices = clipadapt.knn(q.cpu(), x.cpu(), k, metric=metric)
     assert_knn_matches(q.cpu(), x.cpu(), k, metric, scores.cpu(), indices.cpu(), rtol=rtol)

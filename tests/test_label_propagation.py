@@ -54,7 +54,7 @@ def test_isolated_nodes_get_zero_rows_not_nan():
     graph = random_graph(40, 3, seed=1)
     scores = graph.scores.copy()
     scores[:10] = -0.5  # cosine_power weight 0 for nodes 0-9's edges
-    graph = KnnGraph(graph.indices, scores, graph.n, "cosine")
+    graph = KnnGraph(scores, graph.indices, graph.n, "cosine")
     s = clipadapt.affinity(graph, kernel="cosine_power", gamma=3.0)
     dense = s.to_scipy().toarray()
     assert np.all(np.isfinite(dense))
@@ -65,7 +65,7 @@ def test_isolated_nodes_get_zero_rows_not_nan():
 
 def test_affinity_in_float32_and_from_torch():
     graph = random_graph(60, 4, seed=2)
-    torch_graph = KnnGraph(torch.from_numpy(graph.indices), torch.from_numpy(graph.scores), 60, "cosine")
+    torch_graph = KnnGraph(torch.from_numpy(graph.scores), torch.from_numpy(graph.indices), 60, "cosine")
     s = clipadapt.affinity(torch_graph, dtype="float32")
     assert isinstance(s.values, torch.Tensor) and s.values.dtype == torch.float32
     np.testing.assert_allclose(s.to_scipy().toarray(), dense_affinity(graph)[0], rtol=1e-6, atol=1e-7)
@@ -205,6 +205,61 @@ def test_single_class_and_seed_matrix():
     np.testing.assert_array_equal(by_matrix.scores, by_ids.scores)
 
 
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_precomputed_graph_or_affinity_gives_what_the_features_give(library, dtype):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((300, 8)).astype(np.float32)
+    labels = np.full(300, -1, dtype=np.int64)
+    labels[:4] = np.arange(4)
+    if library == "torch":
+        x, labels = torch.from_numpy(x), torch.from_numpy(labels)
+    settings = dict(alpha=0.9, kernel="cosine_power", gamma=3.0, symmetrize="sum", dtype=dtype)
+    from_features = clipadapt.label_propagation(x, labels, k=7, **settings)
+    graph = clipadapt.knn_graph(x, 7)
+    from_graph = clipadapt.label_propagation(graph, labels, **settings)
+    matrix = clipadapt.affinity(graph, kernel="cosine_power", gamma=3.0, symmetrize="sum", dtype=dtype)
+    from_matrix = clipadapt.label_propagation(matrix, labels, alpha=0.9, dtype=dtype)
+    for result in (from_graph, from_matrix):
+        assert type(result.labels) is type(from_features.labels)
+        np.testing.assert_array_equal(np.asarray(result.labels), np.asarray(from_features.labels))
+        np.testing.assert_array_equal(np.asarray(result.scores), np.asarray(from_features.scores))
+    assert from_graph.graph is graph and from_matrix.graph is None and from_matrix.affinity is matrix
+
+
+def test_an_affinity_is_cast_to_the_dtype_asked_for_and_scipy_is_taken():
+    x = np.random.default_rng(7).standard_normal((200, 6)).astype(np.float32)
+    labels = np.array([0, 1] + [-1] * 198)
+    matrix = clipadapt.affinity(clipadapt.knn_graph(x, 5), dtype="float32")
+    result = clipadapt.label_propagation(matrix, labels, dtype="float64")
+    assert result.scores.dtype == np.float64 and result.affinity.values.dtype == np.float64
+    from_scipy = clipadapt.label_propagation(matrix.to_scipy(), labels, dtype="float64")
+    np.testing.assert_array_equal(from_scipy.scores, result.scores)
+    with pytest.raises(ValueError, match="S: must be square"):
+        clipadapt.label_propagation(scipy.sparse.csr_matrix(np.ones((3, 4))), labels[:3])
+    with pytest.raises(ValueError, match="labels: has 200 entries for 199 nodes"):
+        clipadapt.label_propagation(clipadapt.knn_graph(x[:199], 5), labels)
+
+
+def test_check_finite_false_skips_the_screens():
+    x = np.random.default_rng(8).standard_normal((60, 4)).astype(np.float32)
+    labels = np.array([0, 1] + [-1] * 58)
+    graph = clipadapt.knn_graph(x, 5)
+    scores = graph.scores.copy()
+    scores[3, 1] = np.nan
+    bad = KnnGraph(scores, graph.indices, graph.n, "cosine")
+    with pytest.raises(ValueError, match="graph.scores: contains NaN or Inf.*check_finite=False"):
+        clipadapt.label_propagation(bad, labels)
+    clipadapt.label_propagation(bad, labels, check_finite=False)  # the NaN edge propagates; no error
+    matrix = clipadapt.affinity(graph)
+    values = matrix.values.copy()
+    values[0] = np.inf
+    with pytest.raises(ValueError, match="S.values: contains NaN or Inf"):
+        clipadapt.spmm(CsrMatrix(matrix.indptr, matrix.indices, values, matrix.shape), np.ones((60, 1)))
+    clipadapt.spmm(CsrMatrix(matrix.indptr, matrix.indices, values, matrix.shape), np.ones((60, 1)),
+                   check_finite=False)
+
+
 X = np.random.default_rng(0).standard_normal((30, 5)).astype(np.float32)
 LABELS = np.array([0, 1, 2] + [-1] * 27)
 
@@ -221,13 +276,13 @@ LABELS = np.array([0, 1, 2] + [-1] * 27)
     (lambda: clipadapt.label_propagation(X, LABELS, k=30), ValueError, "k: 30 exceeds"),
     (lambda: clipadapt.label_propagation(np.where(np.arange(5) == 2, np.nan, X), LABELS, k=5), ValueError,
      "features: contains NaN"),
-    (lambda: clipadapt.label_propagation(X, LABELS, precision="float16"), ValueError, "precision"),
+    (lambda: clipadapt.label_propagation(X, LABELS, dtype="float16"), ValueError, "dtype"),
     (lambda: clipadapt.label_propagation(X, LABELS, k=5, kernel="rbf"), ValueError, "kernel"),
     (lambda: clipadapt.label_propagation(X, LABELS, k=5, symmetrize="max"), ValueError, "symmetrize"),
     (lambda: clipadapt.label_propagation(X, LABELS, k=5, gamma=0), ValueError, "gamma"),
     (lambda: clipadapt.label_propagation(X, LABELS, k=5, max_iter=-1), ValueError, "max_iter"),
     (lambda: clipadapt.affinity(clipadapt.knn_graph(X, 3, metric="l2")), ValueError, "metric='cosine'"),
-    (lambda: clipadapt.affinity(KnnGraph(np.full((4, 2), 7), np.zeros((4, 2), np.float32), 4, "cosine")),
+    (lambda: clipadapt.affinity(KnnGraph(np.zeros((4, 2), np.float32), np.full((4, 2), 7), 4, "cosine")),
      ValueError, r"graph.indices: entries must lie in \[0, n\)"),
     (lambda: clipadapt.conjugate_gradient(graph_operator()[0], np.ones((400, 2), np.float32)), TypeError,
      "Y: dtype float32 differs from S"),

@@ -218,7 +218,7 @@ def test_clusters_come_from_seeded_spherical_kmeans_plus_plus():
     ranked = rank_descriptors(tower, classnames, TEMPLATE, clauses, n_clusters=5, repeats=2, seed=7, progress=False)
     base = tower([TEMPLATE.format(name) for name in classnames]).numpy()
     for r in range(2):
-        expected = clipadapt.kmeans(base, 5, n_iter=100, metric="cosine", init="kmeans++", seed=7 + r)
+        expected = clipadapt.kmeans(base, 5, max_iter=100, metric="cosine", init="kmeans++", seed=7 + r)
         np.testing.assert_array_equal(ranked.assignments[r], expected.assignments)
     again = rank_descriptors(tower, classnames, TEMPLATE, clauses, n_clusters=5, repeats=2, seed=7, progress=False)
     np.testing.assert_array_equal(again.repeat_scores, ranked.repeat_scores)

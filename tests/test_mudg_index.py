@@ -97,8 +97,8 @@ def _spherical_update(assign_rows, update_rows, centroids):
 
 @pytest.mark.parametrize("clustering", ["paired", "standard"])
 def test_one_iteration_matches_a_numpy_reimplementation(pairs_corpus, tmp_path, clustering):
-    initial = build_index(pairs_corpus, tmp_path / "0", n_clusters=K, n_iter=0, clustering=clustering, progress=False)
-    after_one = build_index(pairs_corpus, tmp_path / "1", n_clusters=K, n_iter=1, clustering=clustering,
+    initial = build_index(pairs_corpus, tmp_path / "0", n_clusters=K, max_iter=0, clustering=clustering, progress=False)
+    after_one = build_index(pairs_corpus, tmp_path / "1", n_clusters=K, max_iter=1, clustering=clustering,
                             progress=False)
     images, captions = pairs_corpus.image_embeddings(), pairs_corpus.caption_embeddings()
     if clustering == "paired":  # assigned by the caption's nearest image, averaged over the captions
@@ -206,16 +206,16 @@ def test_resume_refuses_other_parameters(built, pairs_corpus):
     with pytest.raises(ValueError, match="other parameters"):
         build_index(pairs_corpus, out, n_clusters=K + 1, progress=False)
     other = out / "fresh"
-    build_index(pairs_corpus, other, n_clusters=K, n_iter=1, progress=False)
+    build_index(pairs_corpus, other, n_clusters=K, max_iter=1, progress=False)
     rebuilt = build_index(pairs_corpus, other, n_clusters=K + 1, resume=False, progress=False)
-    assert rebuilt.n_lists == K + 1 and rebuilt.info["parameters"]["n_iter"] == 10
+    assert rebuilt.n_lists == K + 1 and rebuilt.info["parameters"]["max_iter"] == 10
 
 
 def test_default_clusters_follow_the_official_ratio(pairs_corpus, tmp_path):
     assert default_n_clusters(20_000_000) == 133_333  # the official 131072 lists for 20M pairs: ~150 rows each
     assert default_n_clusters(10) == 1
-    assert build_index(pairs_corpus, tmp_path, n_iter=1, progress=False).n_lists == 4
-    assert build_index(SourceCorpus(pairs_corpus.path), tmp_path / "p", n_iter=1, progress=False).n_lists == 4
+    assert build_index(pairs_corpus, tmp_path, max_iter=1, progress=False).n_lists == 4
+    assert build_index(SourceCorpus(pairs_corpus.path), tmp_path / "p", max_iter=1, progress=False).n_lists == 4
 
 
 # ---- bad inputs ----
@@ -223,7 +223,7 @@ def test_default_clusters_follow_the_official_ratio(pairs_corpus, tmp_path):
 @pytest.mark.parametrize(("arguments", "message"), [
     ({"n_clusters": 0}, "n_clusters: must be an integer >= 1"),
     ({"n_clusters": N + 1}, "n_clusters: 601 exceeds"),
-    ({"n_iter": -1}, "n_iter: must be an integer >= 0"),
+    ({"max_iter": -1}, "max_iter: must be an integer >= 0"),
     ({"clustering": "text"}, "clustering: unknown clustering 'text'"),
     ({"device": "tpu"}, "device: unknown device 'tpu'"),
 ])
@@ -260,8 +260,8 @@ def test_pairing_reads_each_image_shard_once(tmp_path, monkeypatch):
     images, captions = (rng.standard_normal((30, 16)).astype(np.float16) for _ in range(2))
     corpus = _corpus(tmp_path / "c", images, captions, shard_rows=10)
     moved = []
-    on_device = mudg_index._on_device
-    monkeypatch.setattr(mudg_index, "_on_device", lambda rows, device: moved.append(rows.shape) or
+    on_device = mudg_index.on_device
+    monkeypatch.setattr(mudg_index, "on_device", lambda rows, device: moved.append(rows.shape) or
                         on_device(rows, device))
     pairing = nearest_images(corpus, caption_chunk_rows=4, progress=False)
     np.testing.assert_array_equal(pairing, _oracle_nearest(corpus.caption_embeddings(), corpus.image_embeddings()))

@@ -7,8 +7,8 @@ import torch
 
 import clipadapt
 from clipadapt.mudg import retrieve as retrieve_module
-from clipadapt.mudg.retrieve import (SelectedImages, build_queries, load_selection, rank_vote, retrieve,
-                                     select_per_class, similarity_filter)
+from clipadapt.mudg.retrieve import (SelectedImages, build_queries, load_selection, rank_vote,
+                                     retrieve_training_set, select_per_class, similarity_filter)
 
 TEMPLATE = "a photo of a {}."
 
@@ -172,7 +172,7 @@ def test_selection_keeps_one_member_of_each_cluster_and_small_classes_whole(monk
     for call, big in zip(recorder.calls, (0, 3)):
         members = np.flatnonzero(labels == big)
         assert call["kwargs"]["metric"] == "l2" and call["kwargs"]["init"] == "kmeans++"
-        assert call["kwargs"]["n_iter"] == retrieve_module.SELECTION_N_ITER
+        assert call["kwargs"]["max_iter"] == retrieve_module.SELECTION_MAX_ITER
         np.testing.assert_array_equal(call["x"], features[members].astype(np.float32))  # raw features
         chosen = np.searchsorted(members, kept[labels[kept] == big])
         clusters = call["assignments"][chosen]
@@ -283,8 +283,8 @@ def end_to_end_problem(tmp_path):
 
 def test_retrieve_composes_the_stages(tmp_path):
     classnames, descriptors, tower, index, corpus, truth = end_to_end_problem(tmp_path)
-    selection = retrieve(index, corpus, tower, classnames, TEMPLATE, descriptors, n_descriptors=3, k=35, nprobe=4,
-                         k_sel=12, seed=2, progress=False)
+    selection = retrieve_training_set(index, corpus, tower, classnames, TEMPLATE, descriptors, n_descriptors=3, k=35,
+                                      nprobe=4, k_sel=12, seed=2, progress=False)
     assert index.calls == [(9, 35, 4)]
     # The same stages by hand.
     texts, query_class = build_queries(classnames, TEMPLATE, descriptors[:3])
@@ -316,8 +316,8 @@ def test_selection_round_trip_and_training_dataset(tmp_path):
     from PIL import Image
 
     classnames, descriptors, tower, index, corpus, _ = end_to_end_problem(tmp_path)
-    selection = retrieve(index, corpus, tower, classnames, TEMPLATE, descriptors, n_descriptors=2, k=20,
-                         k_sel=5, progress=False)
+    selection = retrieve_training_set(index, corpus, tower, classnames, TEMPLATE, descriptors, n_descriptors=2, k=20,
+                                      k_sel=5, progress=False)
     csv_path = selection.write(tmp_path / "out")
     loaded = load_selection(tmp_path / "out")
     np.testing.assert_array_equal(loaded.ids, selection.ids)
@@ -358,16 +358,17 @@ def test_selected_images_resolve_relative_paths_against_image_root(tmp_path):
 def test_retrieve_bad_inputs_raise(tmp_path):
     classnames, descriptors, tower, index, corpus, _ = end_to_end_problem(tmp_path)
     with pytest.raises(ValueError, match="n_descriptors=16"):
-        retrieve(index, corpus, tower, classnames, TEMPLATE, descriptors, progress=False)
+        retrieve_training_set(index, corpus, tower, classnames, TEMPLATE, descriptors, progress=False)
     with pytest.raises(ValueError, match="rank_descriptors"):
-        retrieve(index, corpus, tower, classnames, TEMPLATE, [" which is big."], n_descriptors=1, progress=False)
+        retrieve_training_set(index, corpus, tower, classnames, TEMPLATE, [" which is big."], n_descriptors=1,
+                              progress=False)
     with pytest.raises(FileNotFoundError, match="selection.csv is missing"):
         load_selection(tmp_path)
 
 
 def test_every_package_export_is_the_object_its_module_defines():
-    """``clipadapt.mudg`` loads its exports on first use; a name that is also a submodule's name
-    (``retrieve``) would resolve to the submodule once that is imported, so it must not be exported."""
+    """``clipadapt.mudg`` loads its exports on first use; no export is named like a submodule
+    (which would resolve to the submodule once that is imported)."""
     import importlib
 
     import clipadapt.mudg as package
@@ -375,4 +376,5 @@ def test_every_package_export_is_the_object_its_module_defines():
     for name in package.__all__:
         module = importlib.import_module(f"clipadapt.mudg.{package._EXPORTS[name]}")
         assert getattr(package, name) is getattr(module, name), name
-    assert callable(package.retrieve.retrieve)  # the pipeline function, under its module
+        assert name not in package._EXPORTS.values(), name
+    assert package.retrieve_training_set is retrieve_training_set

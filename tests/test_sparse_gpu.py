@@ -221,12 +221,12 @@ def clustered(n, d, classes, seed):
     return features, labels, truth
 
 
-@pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_label_propagation_matches_cpu_on_clustered_data(precision):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_label_propagation_matches_cpu_on_clustered_data(dtype):
     seed = fresh_seed()
     features, labels, truth = clustered(3000, 32, 10, seed)
-    gpu = clipadapt.label_propagation(features.cuda(), labels.cuda(), k=15, precision=precision)
-    cpu = clipadapt.label_propagation(features, labels, k=15, precision=precision)
+    gpu = clipadapt.label_propagation(features.cuda(), labels.cuda(), k=15, dtype=dtype)
+    cpu = clipadapt.label_propagation(features, labels, k=15, dtype=dtype)
     assert gpu.labels.device.type == "cuda" and gpu.scores.device.type == "cuda"
     np.testing.assert_array_equal(host(gpu.labels), host(cpu.labels), err_msg=f"seed {seed}: labels")
     accuracy = (host(gpu.labels) == truth.numpy()).mean()

@@ -3,12 +3,12 @@
 Arrays in, arrays out: numpy, torch and cupy arrays (or any DLPack producer) are read in place
 and results come back in the same library and on the same device.
 """
+from clipadapt.clustering import KMeansResult, assign, kmeans, paired_kmeans
 from clipadapt.device import cuda_available, device_summary, get_num_threads, set_num_threads
 from clipadapt.ivf import IVFIndex
-from clipadapt.kmeans import KMeansResult, assign, kmeans, paired_kmeans
-from clipadapt.knn import KnnGraph, knn, knn_graph
-from clipadapt.label_propagation import (ConjugateGradientResult, CsrMatrix, LabelPropagationResult, affinity,
-                                         conjugate_gradient, label_propagation, spmm)
+from clipadapt.neighbors import KnnGraph, knn, knn_graph
+from clipadapt.propagation import (ConjugateGradientResult, CsrMatrix, LabelPropagationResult, affinity,
+                                   conjugate_gradient, label_propagation, spmm)
 
 __all__ = [
     "ConjugateGradientResult",

@@ -46,7 +46,8 @@ class Array:
         return self.device.startswith("cuda")
 
 
-def _library_of(value: Any) -> str:
+def library_of(value: Any) -> str:
+    """``"numpy"``, ``"torch"``, ``"cupy"`` or ``"other"``: the library of an array."""
     module = type(value).__module__.split(".")[0]
     if module in ("numpy", "torch", "cupy"):
         return module
@@ -89,7 +90,7 @@ def as_input(value: Any, name: str, *, ndim: int = 2, dtypes: tuple[str, ...] = 
     Plain sequences become float32 numpy arrays; objects exporting ``__dlpack__`` from other
     libraries are viewed as numpy (CPU only).
     """
-    library = _library_of(value)
+    library = library_of(value)
     if library == "other":
         if hasattr(value, "__dlpack__"):
             try:

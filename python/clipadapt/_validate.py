@@ -37,6 +37,13 @@ def real(value: Any, name: str, *, above: float | None = None, at_least: float |
     return number
 
 
+def choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    """``value`` when it is one of the ``allowed`` strings; ValueError listing them otherwise."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name}: unknown value {_shown(value)}; use one of {', '.join(allowed)}")
+    return value
+
+
 def device(value: Any, name: str) -> str:
     """``value`` when it names a device the torch-side code runs on: ``"cpu"``, ``"cuda"`` or
     ``"cuda:N"`` (whether that device exists is the caller's question)."""

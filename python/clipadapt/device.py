@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clipadapt import _validate
 from clipadapt._native import _core
 
 
@@ -26,8 +27,8 @@ def device_summary() -> dict[str, Any]:
 
 
 def set_num_threads(threads: int) -> None:
-    """Set the number of OpenMP threads the CPU kernels use."""
-    _core.set_num_threads(int(threads))
+    """Set the number of OpenMP threads the CPU kernels use (an integer >= 1)."""
+    _core.set_num_threads(_validate.integer(threads, "threads", minimum=1))
 
 
 def get_num_threads() -> int:

@@ -1,4 +1,4 @@
-"""Exact k-nearest neighbours: :func:`knn` and :func:`knn_graph` (contract: primitives.md §1)."""
+"""Exact k-nearest neighbours: :func:`knn` and :func:`knn_graph`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,16 +7,17 @@ from typing import Any, Literal
 import numpy as np
 
 from clipadapt import _native, _validate
+from clipadapt._arrays import METRICS, Metric, check_row_matrices, to_numpy
 from clipadapt._native import _core
 
-Metric = Literal["cosine", "ip", "l2"]
-Precision = Literal["exact", "tf32"]
-_METRICS = ("cosine", "ip", "l2")
-_PRECISIONS = ("exact", "tf32")
+__all__ = ["Compute", "KnnGraph", "Metric", "knn", "knn_graph"]
+
+Compute = Literal["exact", "tf32"]
+COMPUTE_MODES: tuple[str, ...] = ("exact", "tf32")
 
 
 def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", exclude_self: bool = False,
-        precision: Precision = "exact", check_finite: bool = True) -> tuple[Any, Any]:
+        compute: Compute = "exact", check_finite: bool = True) -> tuple[Any, Any]:
     """Exact k nearest database rows of every query row, best first.
 
     Args:
@@ -28,18 +29,16 @@ def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", exclu
             ``"ip"`` (inner product) or ``"l2"`` (squared Euclidean, ascending).
         exclude_self: query row i is database row i (same rows, e.g. a graph over x): index i
             is never returned for query i.
-        precision: float32 on the GPU: ``"exact"`` (FFMA) or ``"tf32"`` (tensor cores).
-            Ignored on the CPU and for float16/bfloat16, which always accumulate in float32.
+        compute: how a GPU multiplies float32 rows: ``"exact"`` (FFMA) or ``"tf32"`` (tensor
+            cores). Ignored on the CPU and for float16/bfloat16, which always accumulate in float32.
         check_finite: screen both inputs for NaN/Inf first (one cheap pass).
 
     Returns:
         ``(scores, indices)``: float32 [nq, k] and int64 [nq, k], in the library and on the
         device of ``queries``. Ties in score go to the smaller database index.
     """
-    if metric not in _METRICS:
-        raise ValueError(f"metric: unknown metric {metric!r}; use one of {', '.join(_METRICS)}")
-    if precision not in _PRECISIONS:
-        raise ValueError(f"precision: unknown precision {precision!r}; use 'exact' or 'tf32'")
+    _validate.choice(metric, "metric", METRICS)
+    _validate.choice(compute, "compute", COMPUTE_MODES)
     k = _validate.integer(k, "k", minimum=1)
     q = _native.as_input(queries, "queries")
     x = _native.as_input(database, "database")
@@ -57,37 +56,25 @@ def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", exclu
     scores = _native.empty(q, (q.shape[0], k), "float32")
     indices = _native.empty(q, (q.shape[0], k), "int64")
     _core.knn_into(_native.capsule(q.value, stream), _native.capsule(x.value, stream), k, metric,
-                   bool(exclude_self), precision, _native.capsule(scores, stream),
+                   bool(exclude_self), compute, _native.capsule(scores, stream),
                    _native.capsule(indices, stream), stream)
     return scores, indices
 
 
-def check_row_matrices(first: _native.Array, first_name: str, second: _native.Array, second_name: str) -> None:
-    """Two sets of rows to compare: one dtype, at least one row and one column each, one dimension."""
-    if first.dtype != second.dtype:
-        raise TypeError(f"{first_name} and {second_name}: dtypes differ ({first.dtype} vs {second.dtype}); cast one "
-                        "to the other")
-    for array, name in ((first, first_name), (second, second_name)):
-        if 0 in array.shape:
-            raise ValueError(f"{name}: empty array of shape {array.shape}; need at least one row and one column")
-    if first.shape[1] != second.shape[1]:
-        raise ValueError(f"{first_name} and {second_name}: feature dimensions differ ({first.shape[1]} vs "
-                         f"{second.shape[1]})")
-
-
 @dataclass(frozen=True)
 class KnnGraph:
-    """A directed k-NN graph: row i's neighbours ``indices[i]`` with ``scores[i]``, best first.
+    """A directed k-NN graph: row i's neighbours ``indices[i]`` with ``scores[i]``, best first
+    (fields in the order :func:`knn` returns them).
 
     Attributes:
-        indices: int64 [n, k] neighbour ids (never i itself).
         scores: float32 [n, k] metric values (cosine / inner product, or squared L2).
+        indices: int64 [n, k] neighbour ids (never i itself).
         n: number of nodes.
         metric: the metric the graph was built with.
     """
 
-    indices: Any
     scores: Any
+    indices: Any
     n: int
     metric: str
 
@@ -116,24 +103,16 @@ class KnnGraph:
         if format == "scipy":
             import scipy.sparse
 
-            indices = _to_numpy(self.indices).reshape(-1)
-            values = _to_numpy(self.scores).reshape(-1)
+            indices = to_numpy(self.indices).reshape(-1)
+            values = to_numpy(self.scores).reshape(-1)
             indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
             return scipy.sparse.csr_matrix((values, indices, indptr), shape=(n, n))
         raise ValueError(f"format: unknown format {format!r}; use 'scipy' or 'torch'")
 
 
-def _to_numpy(array: Any) -> np.ndarray:
-    if type(array).__module__.startswith("torch"):
-        return array.detach().cpu().numpy()
-    if type(array).__module__.startswith("cupy"):
-        return array.get()
-    return np.asarray(array)
-
-
-def knn_graph(x: Any, k: int, *, metric: Metric = "cosine", precision: Precision = "exact",
+def knn_graph(x: Any, k: int, *, metric: Metric = "cosine", compute: Compute = "exact",
               check_finite: bool = True) -> KnnGraph:
-    """The exact k-NN graph of the rows of ``x`` [n, d] (self excluded): ``knn(x, x, k, exclude_self=True)``."""
-    scores, indices = knn(x, x, k, metric=metric, exclude_self=True, precision=precision,
-                          check_finite=check_finite)
-    return KnnGraph(indices=indices, scores=scores, n=int(indices.shape[0]), metric=metric)
+    """The exact k-NN graph of the rows of ``x`` [n, d] (self excluded): ``knn(x, x, k, exclude_self=True)``
+    held as a :class:`KnnGraph` (scores float32 [n, k], indices int64 [n, k])."""
+    scores, indices = knn(x, x, k, metric=metric, exclude_self=True, compute=compute, check_finite=check_finite)
+    return KnnGraph(scores=scores, indices=indices, n=int(indices.shape[0]), metric=metric)

@@ -1,4 +1,5 @@
-"""Label propagation on a k-NN graph (contract: primitives.md §2).
+"""Label propagation on a k-NN graph: :func:`label_propagation` and its steps :func:`affinity`,
+:func:`conjugate_gradient` and :func:`spmm`.
 
 The graph is the exact k-NN graph of the features; its kernel affinities are symmetrised and
 normalised into a sparse CSR matrix S on the device of the data, and (I - alpha S) F = Y is
@@ -6,6 +7,7 @@ solved for all classes at once by block conjugate gradient. No n x n dense matri
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -13,15 +15,19 @@ from typing import Any, Literal
 import numpy as np
 
 from clipadapt import _native, _validate
+from clipadapt._arrays import to_numpy
 from clipadapt._native import _core
-from clipadapt.knn import KnnGraph, _to_numpy, knn_graph
+from clipadapt.neighbors import KnnGraph, knn_graph
+
+__all__ = ["ConjugateGradientResult", "CsrMatrix", "Dtype", "Kernel", "LabelPropagationResult", "Symmetrize",
+           "affinity", "conjugate_gradient", "label_propagation", "spmm"]
 
 Kernel = Literal["shifted_cosine", "cosine_power"]
 Symmetrize = Literal["mean", "sum"]
-Precision = Literal["float64", "float32"]
+Dtype = Literal["float64", "float32"]
 _KERNELS = ("shifted_cosine", "cosine_power")
 _SYMMETRIZE = ("mean", "sum")
-_PRECISIONS = ("float64", "float32")
+_DTYPES = ("float64", "float32")
 
 
 @dataclass(frozen=True)
@@ -48,14 +54,14 @@ class CsrMatrix:
 
     @property
     def dtype(self) -> str:
-        return _native.as_input(self.values, "values", ndim=1, dtypes=_PRECISIONS).dtype
+        return _native.as_input(self.values, "values", ndim=1, dtypes=_DTYPES).dtype
 
     def to_scipy(self) -> Any:
         """A ``scipy.sparse.csr_matrix`` (copied to the host)."""
         import scipy.sparse
 
         return scipy.sparse.csr_matrix(
-            (_to_numpy(self.values), _to_numpy(self.indices), _to_numpy(self.indptr)), shape=self.shape)
+            (to_numpy(self.values), to_numpy(self.indices), to_numpy(self.indptr)), shape=self.shape)
 
     def to_torch(self) -> Any:
         """A ``torch.sparse_csr_tensor`` on the arrays' device (shares memory where torch can)."""
@@ -65,7 +71,7 @@ class CsrMatrix:
                                        torch.as_tensor(self.values), size=self.shape, check_invariants=False)
 
     @classmethod
-    def from_scipy(cls, matrix: Any, dtype: Precision = "float64") -> "CsrMatrix":
+    def from_scipy(cls, matrix: Any, dtype: Dtype = "float64") -> "CsrMatrix":
         """Wraps a scipy sparse matrix (converted to CSR with sorted int64 indices) as numpy arrays."""
         csr = matrix.tocsr()
         csr.sum_duplicates()
@@ -74,14 +80,9 @@ class CsrMatrix:
                    values=csr.data.astype(dtype), shape=tuple(int(s) for s in csr.shape))
 
 
-def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}: unknown value {value!r}; use one of {', '.join(allowed)}")
-    return value
-
-
 def affinity(graph: KnnGraph, *, kernel: Kernel = "shifted_cosine", gamma: float = 1.0,
-             symmetrize: Symmetrize = "mean", normalize: bool = True, dtype: Precision = "float64") -> CsrMatrix:
+             symmetrize: Symmetrize = "mean", normalize: bool = True, dtype: Dtype = "float64",
+             check_finite: bool = True) -> CsrMatrix:
     """The symmetric, normalised affinity S = D^-1/2 W D^-1/2 of a k-NN graph, as CSR.
 
     a_ij = ((1 + cos_ij) / 2) ** gamma (``"shifted_cosine"``, ReCLIP) or max(cos_ij, 0) ** gamma
@@ -93,6 +94,7 @@ def affinity(graph: KnnGraph, *, kernel: Kernel = "shifted_cosine", gamma: float
         graph: a cosine (or inner-product, on unit rows) :class:`KnnGraph` with n nodes, k edges each.
         normalize: False returns W itself.
         dtype: value dtype of the result.
+        check_finite: screen ``graph.scores`` for NaN/Inf first.
 
     Returns:
         :class:`CsrMatrix` [n, n] with ``degrees`` (float64 [n], row sums of W).
@@ -100,9 +102,9 @@ def affinity(graph: KnnGraph, *, kernel: Kernel = "shifted_cosine", gamma: float
     if graph.metric not in ("cosine", "ip"):
         raise ValueError(f"graph: affinities need cosine similarities, got a {graph.metric!r} graph; "
                          "build it with metric='cosine'")
-    _choice(kernel, "kernel", _KERNELS)
-    _choice(symmetrize, "symmetrize", _SYMMETRIZE)
-    _choice(dtype, "dtype", _PRECISIONS)
+    _validate.choice(kernel, "kernel", _KERNELS)
+    _validate.choice(symmetrize, "symmetrize", _SYMMETRIZE)
+    _validate.choice(dtype, "dtype", _DTYPES)
     gamma = _validate.real(gamma, "gamma", above=0)
     neighbors = _native.as_input(graph.indices, "graph.indices", dtypes=("int64",))
     similarities = _native.as_input(graph.scores, "graph.scores", dtypes=("float32",))
@@ -111,7 +113,8 @@ def affinity(graph: KnnGraph, *, kernel: Kernel = "shifted_cosine", gamma: float
         raise ValueError(f"graph: has shape {neighbors.shape}; an affinity needs at least one node and one "
                          "neighbour per node")
     stream = _native.current_stream(neighbors)
-    _native.check_finite(similarities, "graph.scores", stream, skippable=False)
+    if check_finite:
+        _native.check_finite(similarities, "graph.scores", stream)
     n, k = neighbors.shape
     indptr = _native.empty(neighbors, (n + 1,), "int64")
     indices = _native.empty(neighbors, (2 * n * k,), "int64")
@@ -138,10 +141,10 @@ class _CheckedCsr:
         return tuple(_native.capsule(array.value, stream) for array in (self.indptr, self.indices, self.values))
 
 
-def _checked_csr(matrix: Any) -> _CheckedCsr:
+def _checked_csr(matrix: Any, check_finite: bool) -> _CheckedCsr:
     """S validated once at the boundary, so that the kernels never read outside its arrays:
     dtypes, lengths and device of the arrays, indptr running from 0 to nnz without
-    decreasing, column ids in [0, columns), finite values."""
+    decreasing, column ids in [0, columns); and, with ``check_finite``, finite values."""
     if hasattr(matrix, "tocsr") and not isinstance(matrix, CsrMatrix):
         matrix = CsrMatrix.from_scipy(matrix)
     if not isinstance(matrix, CsrMatrix):
@@ -151,7 +154,7 @@ def _checked_csr(matrix: Any) -> _CheckedCsr:
     rows, cols = (_validate.integer(size, "S.shape", minimum=0) for size in matrix.shape)
     indptr = _native.as_input(matrix.indptr, "S.indptr", ndim=1, dtypes=("int64",))
     indices = _native.as_input(matrix.indices, "S.indices", ndim=1, dtypes=("int64",))
-    values = _native.as_input(matrix.values, "S.values", ndim=1, dtypes=_PRECISIONS)
+    values = _native.as_input(matrix.values, "S.values", ndim=1, dtypes=_DTYPES)
     _native.require_same_device(indptr, "S.indptr", indices, "S.indices")
     _native.require_same_device(indptr, "S.indptr", values, "S.values")
     if indptr.shape[0] != rows + 1:
@@ -160,18 +163,20 @@ def _checked_csr(matrix: Any) -> _CheckedCsr:
     if values.shape[0] != indices.shape[0]:
         raise ValueError(f"S.values: has {values.shape[0]} entries but S.indices has {indices.shape[0]}; give one "
                          "value per stored entry")
-    if _csr_is_malformed(indptr, indices.value, values.value, cols):
-        _raise_csr_problem(_to_numpy(indptr.value), _to_numpy(indices.value), _to_numpy(values.value), rows, cols)
+    if _csr_is_malformed(indptr, indices.value, values.value, cols, check_finite):
+        _raise_csr_problem(to_numpy(indptr.value), to_numpy(indices.value), to_numpy(values.value), rows, cols)
     return _CheckedCsr(indptr, indices, values, rows, cols)
 
 
-def _csr_is_malformed(indptr: _native.Array, indices: Any, values: Any, cols: int) -> bool:
+def _csr_is_malformed(indptr: _native.Array, indices: Any, values: Any, cols: int, check_finite: bool) -> bool:
     """One vectorised pass in the arrays' own library and device, and one host synchronisation."""
     xp = _native.namespace(indptr.library)
     starts = indptr.value
     malformed = (starts[0] != 0) | (starts[-1] != indices.shape[0]) | (starts[1:] < starts[:-1]).any()
     if indices.shape[0]:
-        malformed = malformed | (indices.min() < 0) | (indices.max() >= cols) | ~xp.isfinite(values).all()
+        malformed = malformed | (indices.min() < 0) | (indices.max() >= cols)
+        if check_finite:
+            malformed = malformed | ~xp.isfinite(values).all()
     return bool(malformed)
 
 
@@ -196,7 +201,7 @@ def _raise_csr_problem(indptr: np.ndarray, indices: np.ndarray, values: np.ndarr
 
 
 def _dense_operand(values: Any, name: str, matrix: _CheckedCsr) -> _native.Array:
-    dense = _native.as_input(values, name, dtypes=_PRECISIONS)
+    dense = _native.as_input(values, name, dtypes=_DTYPES)
     if dense.dtype != matrix.values.dtype:
         raise TypeError(f"{name}: dtype {dense.dtype} differs from S ({matrix.values.dtype}); cast it to "
                         f"{matrix.values.dtype}")
@@ -208,10 +213,14 @@ def _dense_operand(values: Any, name: str, matrix: _CheckedCsr) -> _native.Array
     return dense
 
 
-def spmm(matrix: CsrMatrix, x: Any) -> Any:
-    """S @ X for CSR S [n, m] and dense X [m, C] of the same float dtype and device; returns [n, C]."""
-    checked = _checked_csr(matrix)
+def spmm(matrix: CsrMatrix, x: Any, *, check_finite: bool = True) -> Any:
+    """S @ X for CSR S [n, m] (:class:`CsrMatrix` or scipy sparse) and dense X [m, C] of the same
+    float dtype (float32 or float64) and device; returns [n, C] of that dtype, in X's library.
+    ``check_finite`` screens S's values and X for NaN/Inf first."""
+    checked = _checked_csr(matrix, check_finite)
     dense = _dense_operand(x, "X", checked)
+    if check_finite:
+        _native.check_finite(dense, "X", _native.current_stream(dense))
     out = _native.empty(dense, (checked.rows, dense.shape[1]), dense.dtype)
     stream = _native.current_stream(dense)
     _core.spmm_into(*checked.capsules(stream), checked.rows, checked.cols, _native.capsule(dense.value, stream), None,
@@ -235,7 +244,7 @@ def _solver_settings(alpha: Any, max_iter: Any, tol: Any) -> tuple[float, int, f
 
 
 def conjugate_gradient(matrix: CsrMatrix, y: Any, *, alpha: float = 0.99, max_iter: int = 20,
-                       tol: float = 1e-6) -> ConjugateGradientResult:
+                       tol: float = 1e-6, check_finite: bool = True) -> ConjugateGradientResult:
     """Solve (I - alpha S) F = Y for every column of Y at once (block CG, lock step).
 
     Each column gets its own step sizes, so the result equals C independent CG solves from
@@ -246,15 +255,20 @@ def conjugate_gradient(matrix: CsrMatrix, y: Any, *, alpha: float = 0.99, max_it
         matrix: symmetric S [n, n] (:class:`CsrMatrix` or scipy sparse).
         y: right-hand sides [n, C], the dtype of S's values, on S's device.
         alpha: in (0, 1).
+        check_finite: screen S's values and Y for NaN/Inf first (a NaN or Inf column of Y
+            reads as converged after 0 iterations and hands its class to every row).
+
+    Returns:
+        :class:`ConjugateGradientResult`, arrays in Y's library and on its device.
     """
-    checked = _checked_csr(matrix)
+    checked = _checked_csr(matrix, check_finite)
     if checked.rows != checked.cols:
         raise ValueError(f"S: must be square, got shape ({checked.rows}, {checked.cols})")
     alpha, max_iter, tol = _solver_settings(alpha, max_iter, tol)
     rhs = _dense_operand(y, "Y", checked)
     stream = _native.current_stream(rhs)
-    # A NaN or Inf column reads as converged after 0 iterations and hands its class to every row.
-    _native.check_finite(rhs, "Y", stream, skippable=False)
+    if check_finite:
+        _native.check_finite(rhs, "Y", stream)
     columns = rhs.shape[1]
     solution = _native.empty(rhs, rhs.shape, rhs.dtype)
     iterations = _native.empty(rhs, (columns,), "int64")
@@ -267,16 +281,17 @@ def conjugate_gradient(matrix: CsrMatrix, y: Any, *, alpha: float = 0.99, max_it
 
 @dataclass(frozen=True)
 class LabelPropagationResult:
-    """Output of :func:`label_propagation`, arrays in the library/device of the features.
+    """Output of :func:`label_propagation`, arrays in the library and on the device of what it
+    propagated over (the features, the graph or S).
 
     Attributes:
-        scores: F [n, C] (``precision`` dtype), the solution of (I - alpha S) F = Y.
+        scores: F [n, C] (of the ``dtype`` asked for), the solution of (I - alpha S) F = Y.
         labels: int64 [n], argmax of each row of F (ties to the lower class).
         confidence: float64 [n], 1 - H(p) / log C with p the row-normalised max(F, 0)
             (0 for a row with no positive score; 1 when C = 1).
         iterations: int64 [C] CG iterations per class.
         residuals: float64 [C] final relative residual per class.
-        graph: the k-NN graph that was built.
+        graph: the k-NN graph (built from the features, or the one given; None when S was given).
         affinity: the normalised sparse affinity S.
     """
 
@@ -285,66 +300,102 @@ class LabelPropagationResult:
     confidence: Any
     iterations: Any
     residuals: Any
-    graph: KnnGraph
+    graph: KnnGraph | None
     affinity: CsrMatrix
 
 
 def label_propagation(features: Any, labels: Any, *, k: int = 20, alpha: float = 0.99,
                       kernel: Kernel = "shifted_cosine", gamma: float = 1.0, symmetrize: Symmetrize = "mean",
-                      max_iter: int = 20, tol: float = 1e-6, precision: Precision = "float64",
-                      n_classes: int | None = None) -> LabelPropagationResult:
-    """Propagate labels over the exact k-NN graph of ``features``.
+                      max_iter: int = 20, tol: float = 1e-6, dtype: Dtype = "float64",
+                      n_classes: int | None = None, check_finite: bool = True) -> LabelPropagationResult:
+    """Propagate labels over the exact k-NN graph of ``features``, or over a graph or S given.
 
     Args:
-        features: [n, d] float32/float16/bfloat16, CPU or CUDA (numpy, torch, cupy).
-        labels: int64 [n] class ids with -1 for unlabelled rows, or a dense seed matrix Y [n, C].
-            Every class 0..C-1 needs at least one labelled row.
+        features: one of
+            - node features [n, d] float32/float16/bfloat16, CPU or CUDA (numpy, torch, cupy):
+              their exact cosine k-NN graph is built;
+            - a cosine :class:`KnnGraph` of n nodes (e.g. from :func:`knn_graph`; ``k`` unused);
+            - the normalised affinity S [n, n] itself, a :class:`CsrMatrix` (e.g. from
+              :func:`affinity`) or a scipy sparse matrix, symmetric (``k``, ``kernel``,
+              ``gamma`` and ``symmetrize`` unused; values cast to ``dtype`` if they differ).
+            Given the graph or S that the features would give, the result is the same.
+        labels: int64 [n] class ids with -1 for unlabelled rows, or a dense seed matrix Y [n, C]
+            of ``dtype``. Every class 0..C-1 needs at least one labelled row.
         k: neighbours per node (self excluded), 1 <= k < n.
         alpha: propagation strength in (0, 1).
         kernel, gamma, symmetrize: the affinity (see :func:`affinity`).
         max_iter, tol: CG stopping rule per class.
-        precision: dtype of S, Y and F: "float64" (the released ReCLIP recipe solves in float64)
-            or "float32".
+        dtype: of S, Y and F: "float64" (the released ReCLIP recipe solves in float64) or "float32".
         n_classes: C when ``labels`` are ids; default max(labels) + 1.
+        check_finite: screen the features (graph scores, S's values) and a seed matrix for NaN/Inf.
 
     Returns:
         :class:`LabelPropagationResult`.
     """
-    _choice(precision, "precision", _PRECISIONS)
+    _validate.choice(dtype, "dtype", _DTYPES)
     _solver_settings(alpha, max_iter, tol)
-    x = _native.as_input(features, "features")
-    if 0 in x.shape:
-        raise ValueError(f"features: empty array of shape {x.shape}; need at least one row and one column")
-    seeds = _seed_matrix(labels, x, precision, n_classes)
-    _native.check_finite(x, "features", _native.current_stream(x))
-    graph = knn_graph(x.value, k, metric="cosine", check_finite=False)
-    matrix = affinity(graph, kernel=kernel, gamma=gamma, symmetrize=symmetrize, dtype=precision)
-    solved = conjugate_gradient(matrix, seeds, alpha=alpha, max_iter=max_iter, tol=tol)
-    predicted, confidence = _argmax_and_confidence(solved.solution, x.library)
+    graph = matrix = None
+    if isinstance(features, KnnGraph):
+        graph = features
+        nodes = _native.as_input(graph.scores, "graph.scores", dtypes=("float32",))
+    elif isinstance(features, CsrMatrix) or hasattr(features, "tocsr"):
+        matrix = _with_dtype(features, dtype)
+        nodes = _native.as_input(matrix.values, "S.values", ndim=1, dtypes=_DTYPES)
+        if matrix.shape[0] != matrix.shape[1]:
+            raise ValueError(f"S: must be square, got shape {tuple(matrix.shape)}")
+    else:
+        nodes = _native.as_input(features, "features")
+        if 0 in nodes.shape:
+            raise ValueError(f"features: empty array of shape {nodes.shape}; need at least one row and one column")
+    given_matrix = matrix is not None
+    n = matrix.shape[0] if given_matrix else graph.n if graph is not None else nodes.shape[0]
+    seeds = _seed_matrix(labels, n, nodes, dtype, n_classes, check_finite)
+    if not given_matrix:
+        if graph is None:
+            if check_finite:
+                _native.check_finite(nodes, "features", _native.current_stream(nodes))
+            graph = knn_graph(nodes.value, k, metric="cosine", check_finite=False)
+        matrix = affinity(graph, kernel=kernel, gamma=gamma, symmetrize=symmetrize, dtype=dtype,
+                          check_finite=check_finite)
+    # Y is screened; an S built here comes from screened scores, so only a given S is screened again.
+    solved = conjugate_gradient(matrix, seeds, alpha=alpha, max_iter=max_iter, tol=tol,
+                                check_finite=check_finite and given_matrix)
+    predicted, confidence = _argmax_and_confidence(solved.solution, nodes.library)
     return LabelPropagationResult(scores=solved.solution, labels=predicted, confidence=confidence,
                                   iterations=solved.iterations, residuals=solved.residuals, graph=graph,
                                   affinity=matrix)
 
 
-def _seed_matrix(labels: Any, features: _native.Array, precision: str, n_classes: int | None) -> Any:
-    """Y [n, C] in the features' library and device: one-hot rows for labelled nodes."""
-    n = features.shape[0]
+def _with_dtype(matrix: Any, dtype: str) -> CsrMatrix:
+    """A :class:`CsrMatrix` or scipy sparse matrix as a :class:`CsrMatrix` with ``dtype`` values."""
+    if not isinstance(matrix, CsrMatrix):
+        return CsrMatrix.from_scipy(matrix, dtype=dtype)
+    values = _native.as_input(matrix.values, "S.values", ndim=1, dtypes=_DTYPES)
+    if values.dtype == dtype:
+        return matrix
+    return dataclasses.replace(matrix, values=_native.astype(values.value, values.library, dtype))
+
+
+def _seed_matrix(labels: Any, n: int, nodes: _native.Array, dtype: str, n_classes: int | None,
+                 check_finite: bool) -> Any:
+    """Y [n, C] in the library and on the device of ``nodes``: one-hot rows for labelled nodes."""
     if getattr(labels, "ndim", None) == 2:
         seeds = _native.as_input(labels, "labels", dtypes=("float32", "float64"))
         if seeds.shape[0] != n:
-            raise ValueError(f"labels: has {seeds.shape[0]} rows but features has {n}")
+            raise ValueError(f"labels: has {seeds.shape[0]} rows for {n} nodes")
         if seeds.shape[1] == 0:
             raise ValueError("labels: the seed matrix has no columns; give one column per class")
-        _native.require_same_device(features, "features", seeds, "labels")
-        if seeds.dtype != precision:
-            raise TypeError(f"labels: seed matrix dtype must equal precision ({precision})")
-        _native.check_finite(seeds, "labels", _native.current_stream(seeds), skippable=False)
+        _native.require_same_device(nodes, "features", seeds, "labels")
+        if seeds.dtype != dtype:
+            raise TypeError(f"labels: seed matrix dtype {seeds.dtype} differs from dtype ({dtype})")
+        if check_finite:
+            _native.check_finite(seeds, "labels", _native.current_stream(seeds))
         return seeds.value
     ids = _native.as_input(labels, "labels", ndim=1, dtypes=("int64", "int32"))
-    _native.require_same_device(features, "features", ids, "labels")
+    _native.require_same_device(nodes, "features", ids, "labels")
     if ids.shape[0] != n:
-        raise ValueError(f"labels: has {ids.shape[0]} entries but features has {n} rows")
-    host = _to_numpy(ids.value).astype(np.int64)
+        raise ValueError(f"labels: has {ids.shape[0]} entries for {n} nodes")
+    host = to_numpy(ids.value).astype(np.int64)
     if host.min(initial=0) < -1:
         raise ValueError("labels: entries must be class ids >= 0 or -1 for unlabelled")
     labelled = np.flatnonzero(host >= 0)
@@ -357,11 +408,11 @@ def _seed_matrix(labels: Any, features: _native.Array, precision: str, n_classes
     if missing.size:
         raise ValueError(f"labels: classes {missing[:10].tolist()} have no labelled row; label at least one row "
                          "of every class (or lower n_classes)")
-    dense = np.zeros((n, classes), dtype=precision)
+    dense = np.zeros((n, classes), dtype=dtype)
     dense[labelled, host[labelled]] = 1.0
-    xp = _native.namespace(features.library)
-    if features.library == "torch":
-        return xp.from_numpy(dense).to(features.value.device)
+    xp = _native.namespace(nodes.library)
+    if nodes.library == "torch":
+        return xp.from_numpy(dense).to(nodes.value.device)
     return xp.asarray(dense)
 
 

@@ -74,7 +74,7 @@ def measure_phases(rank: int, world_size: int, n: int, d: int, clusters: int, it
 
     import clipadapt.distributed as cd
     from clipadapt.ivf import IVFIndex
-    from clipadapt.kmeans import assign
+    from clipadapt.clustering import assign
 
     data = synthetic_pairs(n, d, seed=seed)
     bounds = np.linspace(0, n, world_size + 1).round().astype(np.int64)
@@ -94,7 +94,7 @@ def measure_phases(rank: int, world_size: int, n: int, d: int, clusters: int, it
 
     pairing = phase("pairing", lambda: cd.knn(captions, images, 1, metric="ip")[1][:, 0])
     paired = phase("fetch pairs", lambda: cd.take_rows(images, pairing))
-    result = phase("paired k-means", lambda: cd.paired_kmeans(paired, captions, clusters, n_iter=iters, metric="ip",
+    result = phase("paired k-means", lambda: cd.paired_kmeans(paired, captions, clusters, max_iter=iters, metric="ip",
                                                               init="random", seed=seed))
     quantiser = result.centroids.astype(np.float16)
     index = phase("add", lambda: cd.ShardedIVFIndex.from_local(

@@ -21,14 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from clipadapt._arrays import to_numpy
 from clipadapt.bench.common import (format_table, import_or_unavailable, log, MethodUnavailable, no_sync, on_device,
                                     publish_result, recall_at_k, require_clipadapt_on, Skipped, synchronizer,
                                     time_call)
 from clipadapt.bench.data import synthetic_pairs
+from clipadapt.clustering import kmeans, paired_kmeans
 from clipadapt.device import set_num_threads
 from clipadapt.ivf import IVFIndex
-from clipadapt.kmeans import kmeans, paired_kmeans
-from clipadapt.knn import _to_numpy, knn
+from clipadapt.neighbors import knn
 
 INDEXES = ("paired", "kmeans", "faiss")
 DEVICES = ("cpu", "cuda")
@@ -182,7 +183,7 @@ def _build_clipadapt(corpus: Corpus, *, setup: _Setup, paired: bool) -> BuiltInd
     ``IVFIndex`` over its centroids, from the file when the images came from one."""
     images = setup.adopt(corpus.images)
     clustering = partial(paired_kmeans, images, setup.adopt(corpus.captions)) if paired else partial(kmeans, images)
-    (train_seconds,), result = time_call(partial(clustering, setup.clusters, n_iter=setup.iters, metric="ip",
+    (train_seconds,), result = time_call(partial(clustering, setup.clusters, max_iter=setup.iters, metric="ip",
                                                  init="random", seed=setup.seed), synchronize=setup.synchronize)
     index = IVFIndex(result.centroids, metric="ip")
     database = images if corpus.images_path is None else corpus.images_path
@@ -244,7 +245,7 @@ def exact_top_k(corpus: Corpus, device: str = "cpu") -> tuple[np.ndarray, float]
     (``clipadapt.knn``, exact), and the seconds it took."""
     queries, images = on_device(corpus.queries, device), on_device(corpus.images, device)
     (seconds,), (_, ids) = time_call(partial(knn, queries, images, K, metric="ip"), synchronize=synchronizer(device))
-    return _to_numpy(ids), seconds
+    return to_numpy(ids), seconds
 
 
 def run_ivf_benchmark(corpus: Corpus, clusters: int, *, iters: int = DEFAULT_ITERS,
@@ -323,8 +324,8 @@ def _search(built: BuiltIndex, nprobe: int, truth: np.ndarray, synchronize: Call
     """Recall@1 and recall@K of one timed search of every query at ``nprobe``, and the mean
     rows in the lists a query probes (what the search reads, whatever the implementation)."""
     (seconds,), ids = time_call(partial(built.search, nprobe), synchronize=synchronize)
-    found = _to_numpy(ids)
-    rows_scanned = built.list_sizes[_to_numpy(built.probe(nprobe))].sum(axis=1).mean()
+    found = to_numpy(ids)
+    rows_scanned = built.list_sizes[to_numpy(built.probe(nprobe))].sum(axis=1).mean()
     return {"nprobe": nprobe, "recall_at_1": recall_at_k(found[:, :1], truth[:, :1]),
             "recall_at_10": recall_at_k(found, truth), "search_seconds": seconds, "rows_scanned": float(rows_scanned)}
 
@@ -345,9 +346,9 @@ def format_ivf_table(result: dict[str, Any]) -> str:
     title = (f"IVF, text queries -> images: n={p['n']} d={p['d']} K={p['clusters']} lists, {p['iters']} k-means "
              f"iterations (seed {p['seed']}), {p['n_queries']} queries, top-{p['k']}, on {p['device']}, {p['threads']} "
              f"threads; {data}")
-    recall_table = _per_nprobe_table(rows, p["nprobes"], {"R@1": ("recall_at_1", ".4f"),
+    recall_table = per_nprobe_table(rows, p["nprobes"], {"R@1": ("recall_at_1", ".4f"),
                                                           f"R@{p['k']}": ("recall_at_10", ".4f")})
-    cost_table = _per_nprobe_table(rows, p["nprobes"], {"rows read": ("rows_scanned", ".0f"),
+    cost_table = per_nprobe_table(rows, p["nprobes"], {"rows read": ("rows_scanned", ".0f"),
                                                         "search s": ("search_seconds", ".3f")})
     build_headers = ["index", "train s", "add s", "imbalance", "empty lists", "largest list", "what"]
     legend = [f"R@1 = fraction of queries whose first result is their exact nearest image; R@{p['k']} = mean "
@@ -359,8 +360,8 @@ def format_ivf_table(result: dict[str, Any]) -> str:
                       format_table(build_headers, [_build_row(row) for row in rows], align="lrrrrrl"), *legend])
 
 
-def _per_nprobe_table(rows: Sequence[dict[str, Any]], nprobes: Sequence[int],
-                      columns: dict[str, tuple[str, str]]) -> str:
+def per_nprobe_table(rows: Sequence[dict[str, Any]], nprobes: Sequence[int],
+                     columns: dict[str, tuple[str, str]]) -> str:
     """One line per nprobe; per index, one column per entry of ``columns`` (header -> the
     ``by_nprobe`` field and its format); ``-`` for an index that was not built."""
     headers = ["nprobe", *(f"{row['method']} {header}" for row in rows for header in columns)]

@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from clipadapt._arrays import to_numpy
 from clipadapt.bench.common import (cuda_sync, describe_reference_mm, format_table, import_or_unavailable, log,
                                     measure_reference_mm, MethodUnavailable, no_sync, on_device, optional_number,
                                     publish_result, require_clipadapt_on, Skipped, synchronizer, time_call, to_torch)
 from clipadapt.bench.data import synthetic_clip
+from clipadapt.clustering import kmeans
 from clipadapt.device import set_num_threads
-from clipadapt.kmeans import kmeans
-from clipadapt.knn import _to_numpy
 
 FAMILIES = ("clipadapt", "faiss", "torch", "flash-kmeans")
 DEVICES = ("cpu", "cuda")
@@ -33,7 +33,8 @@ DEFAULT_N, DEFAULT_D, DEFAULT_CLUSTERS, DEFAULT_ITERS = 20_000, 512, 256, 10
 _CHUNK_BYTES = 256 * 2**20
 # Rows (at least; 2 K when more) of the one-iteration run each method makes before it is timed.
 _WARMUP_ROWS = 4096
-_LOOP_TIMING = "(time at n_iter=iters - time at n_iter=0) / iters: the init and the final assignment cancel"
+_LOOP_TIMING = ("(time at max_iter=iters - time at max_iter=0) / iterations run: the init and the final assignment "
+                "cancel")
 _FAISS_TIMING = "faiss iteration_stats: (time[last] - time[first]) / (iters - 1), faiss's set-up excluded"
 _WHOLE_RUN_TIMING = "total / iters (starts from the given centroids, so there is no init)"
 
@@ -114,9 +115,10 @@ def _clipadapt_train(x: Any, initial: np.ndarray, iters: int, *, seed: int,
     """``clipadapt.kmeans(init="random")`` (which starts from ``initial``), timed at ``iters``
     and at 0 iterations; the difference is the loop."""
     run = partial(kmeans, x, len(initial), metric="ip", init="random", seed=seed)
-    (total,), result = time_call(partial(run, n_iter=iters), synchronize=synchronize)
-    (overhead,), _ = time_call(partial(run, n_iter=0), synchronize=synchronize)
-    return Trained(_to_numpy(result.centroids), (total - overhead) / iters, total, _LOOP_TIMING)
+    (total,), result = time_call(partial(run, max_iter=iters), synchronize=synchronize)
+    (overhead,), _ = time_call(partial(run, max_iter=0), synchronize=synchronize)
+    # A run that reaches a fixed point stops early; its iterations cost what the others do.
+    return Trained(to_numpy(result.centroids), (total - overhead) / result.n_iter, total, _LOOP_TIMING)
 
 
 def _faiss_method(setup: _Setup) -> Method:
@@ -198,7 +200,7 @@ def _whole_run_train(x: Any, initial: np.ndarray, iters: int, *, run: Callable[[
     """``run(x, initial centroids on x's device, iters)`` timed whole, divided by ``iters``."""
     start = to_torch(initial, device=x.device.type)
     (total,), centroids = time_call(partial(run, x, start, iters), synchronize=synchronize)
-    return Trained(_to_numpy(centroids), total / iters, total, _WHOLE_RUN_TIMING)
+    return Trained(to_numpy(centroids), total / iters, total, _WHOLE_RUN_TIMING)
 
 
 _METHOD_FACTORIES: dict[str, Callable[[_Setup], Method]] = {
@@ -208,8 +210,8 @@ _METHOD_FACTORIES: dict[str, Callable[[_Setup], Method]] = {
 
 def initial_centroids(x: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
     """float32 [K, d]: the rows ``clipadapt.kmeans(x, K, init="random", seed=seed)`` starts from
-    (what it returns at ``n_iter=0``), handed to every other method."""
-    return _to_numpy(kmeans(x, n_clusters, n_iter=0, metric="ip", init="random", seed=seed).centroids)
+    (what it returns at ``max_iter=0``), handed to every other method."""
+    return to_numpy(kmeans(x, n_clusters, max_iter=0, metric="ip", init="random", seed=seed).centroids)
 
 
 def spherical_inertia(x: np.ndarray, centroids: np.ndarray) -> float:

@@ -20,7 +20,7 @@ from clipadapt.bench.common import (cuda_sync, describe_reference_mm, format_tab
                                     publish_result, recall_at_k, Skipped, time_call, to_torch)
 from clipadapt.bench.data import synthetic_clip
 from clipadapt.device import cuda_available, set_num_threads
-from clipadapt.knn import knn_graph
+from clipadapt.neighbors import knn_graph
 
 FAMILIES = ("clipadapt", "faiss", "sklearn", "torch")
 DEVICES = ("cpu", "cuda")
@@ -114,13 +114,13 @@ def _clipadapt_methods(setup: _Setup) -> list[Method]:
     variants = [("clipadapt", setup.dtype, "exact")]
     if setup.device == "cuda" and setup.dtype == "float32":
         variants.append(("clipadapt-tf32", "tf32", "tf32"))
-    return [Method(name, "clipadapt", precision, prepare, partial(_clipadapt_graph, precision=kernel_precision),
+    return [Method(name, "clipadapt", precision, prepare, partial(_clipadapt_graph, compute=compute),
                    setup.synchronize)
-            for name, precision, kernel_precision in variants]
+            for name, precision, compute in variants]
 
 
-def _clipadapt_graph(x: Any, k: int, *, precision: str) -> Any:
-    return knn_graph(x, k, metric="ip", precision=precision).indices
+def _clipadapt_graph(x: Any, k: int, *, compute: str) -> Any:
+    return knn_graph(x, k, metric="ip", compute=compute).indices
 
 
 def _faiss_methods(setup: _Setup) -> list[Method]:

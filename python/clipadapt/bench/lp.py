@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from clipadapt._arrays import to_numpy
 from clipadapt.bench.common import (copy_bandwidth, cuda_sync, format_table, import_or_unavailable, log,
                                     MethodUnavailable, no_sync, optional_number, publish_result, Skipped, time_call,
                                     to_torch)
 from clipadapt.bench.data import synthetic_clip
 from clipadapt.device import cuda_available, set_num_threads
-from clipadapt.knn import KnnGraph, _to_numpy, knn_graph
-from clipadapt.label_propagation import affinity, conjugate_gradient
+from clipadapt.neighbors import KnnGraph, knn_graph
+from clipadapt.propagation import affinity, conjugate_gradient
 
 DEVICES = ("cpu", "cuda")
 DEFAULT_N, DEFAULT_CLASSES, DEFAULT_D = 10_000, 100, 512
@@ -178,7 +179,7 @@ def _clipadapt_methods(device: str, threads: int, run_device: str) -> list[Metho
 
 def _clipadapt_solve(matrix: Any, seeds: Any) -> Solved:
     solved = conjugate_gradient(matrix, seeds, alpha=ALPHA, max_iter=MAX_ITER, tol=TOL)
-    return Solved(solved.solution, _to_numpy(solved.iterations))
+    return Solved(solved.solution, to_numpy(solved.iterations))
 
 
 def _scipy_methods(device: str, threads: int, run_device: str) -> list[Method]:
@@ -248,7 +249,7 @@ def _short(precision: str) -> str:
 
 
 def _as_numpy(array: Any, dtype: str | None = None) -> np.ndarray:
-    host = _to_numpy(array)
+    host = to_numpy(array)
     return host if dtype is None else host.astype(dtype, copy=False)
 
 
@@ -486,7 +487,7 @@ def _row_key(row: dict[str, Any]) -> tuple[str, str]:
 
 def argmax_labels(scores: Any) -> np.ndarray:
     """Row argmax of F [n, C] (numpy, torch or cupy) as int64 numpy [n]."""
-    return _to_numpy(scores.argmax(1)).astype(np.int64)
+    return to_numpy(scores.argmax(1)).astype(np.int64)
 
 
 def reference_labels(graph: KnnGraph, seeds: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:

@@ -18,14 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from clipadapt._arrays import to_numpy
 from clipadapt.bench.common import (describe_reference_mm, format_table, log, measure_reference_mm, on_device,
                                     optional_number, publish_result, recall_at_k, require_clipadapt_on, synchronizer,
                                     time_call)
-from clipadapt.bench.ivf import Corpus, _per_nprobe_table, synthetic_corpus
+from clipadapt.bench.ivf import Corpus, per_nprobe_table, synthetic_corpus
 from clipadapt.device import set_num_threads
-from clipadapt.knn import _to_numpy, knn
 from clipadapt.mudg.corpus import DTYPE, SourceCorpus, write_corpus
-from clipadapt.mudg.index import CLUSTERINGS, DEFAULT_N_ITER, MudgIndex, build_index, default_n_clusters
+from clipadapt.mudg.index import CLUSTERINGS, DEFAULT_MAX_ITER, MudgIndex, build_index, default_n_clusters
+from clipadapt.neighbors import knn
 
 DEVICES = ("cpu", "cuda")
 # Small enough for the plain `clipadapt bench` on 2 cores (~25 s, pairing and search dominate).
@@ -55,11 +56,11 @@ def exact_top_k(corpus: SourceCorpus, queries: np.ndarray, device: str = "cpu") 
     rows = on_device(corpus.image_embeddings(), device)
     queries = on_device(queries.astype(DTYPE), device)
     (seconds,), (_, ids) = time_call(partial(knn, queries, rows, K, metric="ip"), synchronize=synchronizer(device))
-    return _to_numpy(ids), seconds
+    return to_numpy(ids), seconds
 
 
 def run_mudg_index_benchmark(n: int = DEFAULT_N, d: int = DEFAULT_D, clusters: int | None = None, *,
-                             iters: int = DEFAULT_N_ITER, nprobes: Sequence[int] = DEFAULT_NPROBES,
+                             iters: int = DEFAULT_MAX_ITER, nprobes: Sequence[int] = DEFAULT_NPROBES,
                              n_queries: int = DEFAULT_QUERIES, threads: int = 2, seed: int = 0, device: str = "cpu",
                              work_dir: str | Path | None = None,
                              json_path: str | Path | None = None) -> dict[str, Any]:
@@ -128,7 +129,7 @@ def _measure(clustering: str, corpus: SourceCorpus, out: Path, queries: np.ndarr
     row = {"method": clustering, "description": _DESCRIPTIONS[clustering]}
     log(f"mudg-index: {clustering}: building ({_DESCRIPTIONS[clustering]})")
     try:
-        index = build_index(corpus, out, n_clusters=parameters["clusters"], n_iter=parameters["iters"],
+        index = build_index(corpus, out, n_clusters=parameters["clusters"], max_iter=parameters["iters"],
                             clustering=clustering, seed=parameters["seed"], device=parameters["device"],
                             resume=False, progress=False)
         by_nprobe = [_search(index, queries, nprobe, truth) for nprobe in parameters["nprobes"]]
@@ -166,8 +167,8 @@ def format_mudg_index_table(result: dict[str, Any]) -> str:
              f"{p['iters']} k-means iterations (seed {p['seed']}), {p['n_queries']} queries, top-{p['k']}, "
              f"{p['dtype']} rows, on {p['device']}, {p['threads']} threads; {p['n_classes']} classes, gap={p['gap']}, "
              f"noise={p['noise']}")
-    recall_table = _per_nprobe_table(rows, p["nprobes"], {f"R@{k}": (f"recall_at_{k}", ".4f") for k in RECALL_AT})
-    cost_table = _per_nprobe_table(rows, p["nprobes"], {"rows read": ("rows_scanned", ".0f"),
+    recall_table = per_nprobe_table(rows, p["nprobes"], {f"R@{k}": (f"recall_at_{k}", ".4f") for k in RECALL_AT})
+    cost_table = per_nprobe_table(rows, p["nprobes"], {"rows read": ("rows_scanned", ".0f"),
                                                         "search s": ("search_seconds", ".3f")})
     headers = ["index", "pairing s", "pairing GFLOP/s", "k-means s", "add s", "build s", "imbalance", "empty",
                "largest", "what"]

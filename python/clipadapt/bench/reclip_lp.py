@@ -12,20 +12,17 @@ methods get the projection P from :func:`~clipadapt.reclip.text_projection` with
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import multiprocessing
 import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from unittest import mock
 
 import numpy as np
 
@@ -97,39 +94,22 @@ def pseudo_label_step(method: str, *, device: str = "cpu", cubic_degree: bool = 
 
 
 def clipadapt_step(text: Any, images: Any, *, synchronize: Callable[[], None]) -> StepResult:
-    """P, then :func:`~clipadapt.reclip.propagate_pseudo_labels` (float64 solve, centroids as
-    the V branch asks). Its phases end where it enters ``knn_graph`` and ``conjugate_gradient``."""
-    from clipadapt.reclip import cut_dim_for, propagate_pseudo_labels, text_projection
+    """:func:`~clipadapt.reclip.propagate_pseudo_labels`'s steps (float64 solve, centroids as the
+    V branch asks), timed one by one: P and the projected nodes, the k-NN graph and its
+    normalised affinity S, the propagation over S."""
+    from clipadapt import affinity, knn_graph
+    from clipadapt.reclip.projection import cut_dim_for, text_projection
+    from clipadapt.reclip.pseudo_labels import pseudo_label_nodes, pseudo_labels_from_graph
 
     clock = PhaseClock(synchronize)
-    with _phase_ends_on_entry(clock):
-        projection = text_projection(text, cut_dim_for(text.shape[0]))
-        result = propagate_pseudo_labels(text, images, projection, k=K, alpha=ALPHA, max_iter=MAX_ITER, tol=TOL,
-                                         precision="float64", with_centroids=True)
+    nodes = pseudo_label_nodes(text, images, text_projection(text, cut_dim_for(text.shape[0])))
+    clock.end_phase("projection")
+    matrix = affinity(knn_graph(nodes, K, metric="cosine"), dtype="float64")
+    clock.end_phase("graph")
+    result = pseudo_labels_from_graph(matrix, text, images, alpha=ALPHA, max_iter=MAX_ITER, tol=TOL, dtype="float64",
+                                      with_centroids=True)
     clock.end_phase("propagation")
-    if set(clock.seconds) != set(PHASES):
-        raise RuntimeError("propagate_pseudo_labels no longer calls clipadapt.label_propagation's knn_graph and "
-                           "conjugate_gradient, which mark its phases")
     return StepResult(result, clock.seconds)
-
-
-@contextmanager
-def _phase_ends_on_entry(clock: PhaseClock) -> Iterator[None]:
-    """Within the context, entering ``clipadapt.label_propagation``'s ``knn_graph`` ends the
-    projection phase and entering its ``conjugate_gradient`` ends the graph phase."""
-    # importlib: ``clipadapt.label_propagation`` as an attribute is the function the package exports.
-    propagation = importlib.import_module("clipadapt.label_propagation")
-
-    def ending(phase: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(function)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            clock.end_phase(phase)
-            return function(*args, **kwargs)
-        return wrapper
-
-    with mock.patch.object(propagation, "knn_graph", ending("projection", propagation.knn_graph)), \
-            mock.patch.object(propagation, "conjugate_gradient", ending("graph", propagation.conjugate_gradient)):
-        yield
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ def _add_reclip_lp_parser(benchmarks: argparse._SubParsersAction) -> None:
 def _add_mudg_index_parser(benchmarks: argparse._SubParsersAction) -> None:
     """Add ``bench mudg-index``: the MUDG source index build, paired vs standard k-means."""
     from clipadapt.bench.mudg_index import DEFAULT_D, DEFAULT_N, DEFAULT_NPROBES, DEFAULT_QUERIES, DEVICES
-    from clipadapt.mudg.index import DEFAULT_N_ITER
+    from clipadapt.mudg.index import DEFAULT_MAX_ITER
 
     mudg_index = benchmarks.add_parser("mudg-index", help="MUDG source index: pairing + paired k-means + IVF build of "
                                        "a synthetic corpus, time per phase and text-query recall, paired vs standard "
@@ -176,7 +176,7 @@ def _add_mudg_index_parser(benchmarks: argparse._SubParsersAction) -> None:
     mudg_index.add_argument("--n", type=int, default=DEFAULT_N, help="image-caption pairs in the synthetic corpus")
     mudg_index.add_argument("--d", type=int, default=DEFAULT_D, help="embedding dimension")
     mudg_index.add_argument("--clusters", type=int, default=None, help="inverted lists K (None: n / 150, as build_index)")
-    mudg_index.add_argument("--iters", type=int, default=DEFAULT_N_ITER, help="k-means iterations")
+    mudg_index.add_argument("--iters", type=int, default=DEFAULT_MAX_ITER, help="k-means iterations")
     mudg_index.add_argument("--nprobe", type=_int_list, default=list(DEFAULT_NPROBES),
                             help="lists probed per query, a comma list (values above K are left out)")
     mudg_index.add_argument("--n-queries", type=int, default=DEFAULT_QUERIES, help="held-out captions searched")

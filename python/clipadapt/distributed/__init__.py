@@ -6,8 +6,8 @@ on the shards concatenated in rank order.
 """
 from clipadapt.distributed._comm import CollectiveError, RankFailed, Traffic, traffic
 from clipadapt.distributed.ivf import ShardedIVFIndex, load_as_one
-from clipadapt.distributed.kmeans import kmeans, paired_kmeans
-from clipadapt.distributed.knn import KnnGraphShard, knn, knn_graph
+from clipadapt.distributed.clustering import kmeans, paired_kmeans
+from clipadapt.distributed.neighbors import KnnGraphShard, knn, knn_graph
 from clipadapt.distributed.rows import take_rows
 
 __all__ = ["CollectiveError", "KnnGraphShard", "RankFailed", "ShardedIVFIndex", "Traffic", "kmeans", "knn", "knn_graph",

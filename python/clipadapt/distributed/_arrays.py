@@ -25,7 +25,7 @@ class Rows:
         return self.array.library
 
     def check_finite(self, name: str) -> None:
-        _native.check_finite(self.array, name, _native.current_stream(self.array), skippable=False)
+        _native.check_finite(self.array, name, _native.current_stream(self.array))
 
 
 def read_rows(value: Any, name: str) -> Rows:

@@ -3,7 +3,7 @@
 Every rank holds the same centroids and a :class:`clipadapt.IVFIndex` of its own rows under
 global ids. A search gathers every rank's queries, each rank searches them all in its rows
 (the probed lists are the same everywhere: same centroids, same queries), the partial top-k
-go back to the ranks that asked (an all-to-all) and are merged by (score, id), so the result
+go back to the ranks that asked (an all-to-all) and are merged by (score, index), so the result
 equals one :class:`clipadapt.IVFIndex` holding the union.
 
 Saved as one ``.npz`` per rank plus a manifest (:data:`MANIFEST_FILE`) that loads as one index
@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from clipadapt import _validate
+from clipadapt._arrays import Metric, to_numpy
 from clipadapt._files import atomic_path, read_json, write_text_atomically
 from clipadapt.distributed._arrays import as_tensor, device_of, read_rows, to_library
 from clipadapt.distributed._comm import Communicator
-from clipadapt.distributed.knn import merge_top_k
+from clipadapt.distributed.neighbors import merge_top_k
 from clipadapt.ivf import IVFIndex
-from clipadapt.knn import Metric, _to_numpy
 
 MANIFEST_FILE = "ivf-shards.json"
 SHARD_PATTERN = "ivf-shard-*-of-*.npz"  # the names of shard_file
@@ -50,7 +50,8 @@ class ShardedIVFIndex:
         group, timeout: as :func:`clipadapt.distributed.knn`.
     """
 
-    def __init__(self, centroids: Any, metric: Metric = "cosine", *, group: Any = None, timeout: float | None = None):
+    def __init__(self, centroids: Any, *, metric: Metric = "cosine", group: Any = None,
+                 timeout: float | None = None):
         self._group, self._timeout = group, timeout
         comm = self._communicator("ShardedIVFIndex", centroids)
         local, error = None, None
@@ -85,21 +86,22 @@ class ShardedIVFIndex:
     def centroids(self) -> Any:
         return self.local.centroids
 
-    def add(self, x: Any, ids: Any = None) -> "ShardedIVFIndex":
-        """Add this rank's rows ``x`` [n_r, d] (n_r may be 0). ``ids`` int64 [n_r] (given on
+    def add(self, x: Any, indices: Any = None, *, check_finite: bool = True) -> "ShardedIVFIndex":
+        """Add this rank's rows ``x`` [n_r, d] (n_r may be 0). ``indices`` int64 [n_r] (given on
         every rank or on none) default to global consecutive numbers: the rows of all ranks, in
-        rank order, after the rows already added."""
+        rank order, after the rows already added. ``check_finite`` as :meth:`clipadapt.IVFIndex.add`."""
         comm = self._communicator("ShardedIVFIndex.add", x)
         rows, given, error = None, None, None
         try:
             rows = read_rows(x, "x")
-            given = None if ids is None else np.asarray(_to_numpy(ids))
+            given = None if indices is None else np.asarray(to_numpy(indices, "indices"))
             if given is not None and given.shape != (rows.array.shape[0],):
-                raise ValueError(f"ids: has shape {given.shape} for {rows.array.shape[0]} rows; give one int64 id "
-                                 "per row")
+                raise ValueError(f"indices: has shape {given.shape} for {rows.array.shape[0]} rows; give one int64 "
+                                 "index per row")
         except (TypeError, ValueError) as raised:
             error = raised
-        shared = {"ids given": ids is not None, "dim": rows.array.shape[1], "dtype": rows.array.dtype} if rows else {}
+        shared = ({"indices given": indices is not None, "dim": rows.array.shape[1], "dtype": rows.array.dtype}
+                  if rows else {})
         sizes = comm.handshake(error, shared, [rows.array.shape[0]] if rows else [0])[:, 0]
         if given is None:
             first = self.ntotal + int(sizes[:comm.rank].sum())
@@ -107,31 +109,34 @@ class ShardedIVFIndex:
 
         def store() -> None:
             if rows.array.shape[0]:  # IVFIndex.add refuses no rows
-                self.local.add(rows.array.value, self.local._like_centroids(given))
+                self.local.add(rows.array.value, given, check_finite=check_finite)
 
         comm.guarded(store)
         self.ntotal += int(sizes.sum())
         return self
 
-    def search(self, queries: Any, k: int, nprobe: int = 8) -> tuple[Any, Any]:
-        """Top-k ``(scores float32 [nq, k], ids int64 [nq, k])`` of this rank's ``queries``
+    def search(self, queries: Any, k: int, nprobe: int = 8, *, check_finite: bool = True) -> tuple[Any, Any]:
+        """Top-k ``(scores float32 [nq, k], indices int64 [nq, k])`` of this rank's ``queries``
         [nq, d] (nq may be 0) within their ``nprobe`` nearest lists over the rows of every
         rank, as :meth:`clipadapt.IVFIndex.search` over the union: best first, ties to the
-        smaller id, -1 where the probed lists hold fewer than k rows."""
+        smaller index, -1 where the probed lists hold fewer than k rows. ``check_finite``
+        screens this rank's queries for NaN/Inf first."""
         comm = self._communicator("ShardedIVFIndex.search", queries)
         q, error = None, None
         try:
             k = _validate.integer(k, "k", minimum=1)
             nprobe = _validate.integer(nprobe, "nprobe", minimum=1)
             q = read_rows(queries, "queries")
+            if check_finite:
+                q.check_finite("queries")
         except (TypeError, ValueError) as raised:
             error = raised
         shared = {"k": k, "nprobe": nprobe, "dim": q.array.shape[1], "dtype": q.array.dtype} if q else {}
         sizes = comm.handshake(error, shared, [q.array.shape[0]] if q else [0])[:, 0]
         self._check_search(k, nprobe)
         everyone = comm.all_gather_rows(q.tensor, sizes.tolist())
-        scores, ids = comm.guarded(lambda: self._local_top_k(everyone, k, nprobe))
-        answers = comm.all_to_all_rows(list(_pack(scores, ids).split(sizes.tolist())),
+        scores, indices = comm.guarded(lambda: self._local_top_k(everyone, k, nprobe))
+        answers = comm.all_to_all_rows(list(_pack(scores, indices).split(sizes.tolist())),
                                        [int(sizes[comm.rank])] * comm.world_size)
         best = _unpack(answers[0], k)
         for answer in answers[1:]:
@@ -194,12 +199,14 @@ class ShardedIVFIndex:
         width = min(k, self.local.ntotal)
         scores = torch.full((queries.shape[0], k), -torch.inf if self.metric != "l2" else torch.inf,
                             dtype=torch.float32, device=queries.device)
-        ids = torch.full((queries.shape[0], k), -1, dtype=torch.int64, device=queries.device)
+        indices = torch.full((queries.shape[0], k), -1, dtype=torch.int64, device=queries.device)
         if width and queries.shape[0]:
             library = "numpy" if isinstance(self.local.centroids, np.ndarray) else "torch"  # where the index lives
-            found_scores, found_ids = self.local.search(to_library(queries, library), width, nprobe)
-            scores[:, :width], ids[:, :width] = as_tensor(found_scores), as_tensor(found_ids)
-        return scores, ids
+            # Every rank screened its own queries.
+            found_scores, found_indices = self.local.search(to_library(queries, library), width, nprobe,
+                                                            check_finite=False)
+            scores[:, :width], indices[:, :width] = as_tensor(found_scores), as_tensor(found_indices)
+        return scores, indices
 
     def _communicator(self, operation: str, *arrays: Any) -> Communicator:
         return Communicator(operation, self._group, device_of(*arrays), self._timeout)
@@ -237,15 +244,16 @@ def _load_part(directory: Path, rank: int, world_size: int, device: str) -> IVFI
 
 
 def _concatenated(parts: list[IVFIndex]) -> IVFIndex:
-    """One index holding the rows of ``parts`` (same centroids), in id order within each list:
-    the order in which one process stores the union added with consecutive ids, in any number
-    of ``add`` calls."""
+    """One index holding the rows of ``parts`` (same centroids), in index order within each list:
+    the order in which one process stores the union added with consecutive indices, in any
+    number of ``add`` calls."""
     filled = [_stored(part) for part in parts if part.ntotal]
     if not filled:
         return _without_rows(parts[0])
-    vectors, ids, lists = (np.concatenate(arrays) for arrays in zip(*filled))
-    order = np.argsort(ids, kind="stable")
-    return IVFIndex.from_lists(parts[0].centroids, vectors[order], lists[order], ids[order], metric=parts[0].metric)
+    vectors, indices, lists = (np.concatenate(arrays) for arrays in zip(*filled))
+    order = np.argsort(indices, kind="stable")
+    return IVFIndex.from_lists(parts[0].centroids, vectors[order], lists[order], indices[order],
+                               metric=parts[0].metric)
 
 
 def _without_rows(index: IVFIndex) -> IVFIndex:
@@ -253,27 +261,28 @@ def _without_rows(index: IVFIndex) -> IVFIndex:
 
 
 def _stored(index: IVFIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An index's rows, ids and lists as it stores them (grouped by list), on the host."""
-    return _to_numpy(index._vectors.value), _to_numpy(index._ids), _to_numpy(index._lists)
+    """An index's rows, indices and lists as it stores them (grouped by list), on the host."""
+    vectors, indices, offsets = (to_numpy(array) for array in index.inverted_lists())
+    return vectors, indices, np.repeat(np.arange(index.n_lists, dtype=np.int64), np.diff(offsets))
 
 
 def _moved(index: IVFIndex, device: str) -> IVFIndex:
     centroids = torch.from_numpy(np.asarray(index.centroids)).to(device)
     if not index.ntotal:
         return IVFIndex(centroids, metric=index.metric)
-    vectors, ids, lists = (torch.from_numpy(array).to(device) for array in _stored(index))
-    return IVFIndex.from_lists(centroids, vectors, lists, ids, metric=index.metric)
+    vectors, indices, lists = (torch.from_numpy(array).to(device) for array in _stored(index))
+    return IVFIndex.from_lists(centroids, vectors, lists, indices, metric=index.metric)
 
 
 def _checksum(centroids: Any) -> int:
-    return zlib.crc32(np.ascontiguousarray(_to_numpy(centroids)).tobytes())
+    return zlib.crc32(np.ascontiguousarray(to_numpy(centroids)).tobytes())
 
 
-def _pack(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """float32 scores and int64 ids [n, k] as one byte row per query, for one exchange."""
-    return torch.cat([scores.contiguous().view(torch.uint8), ids.contiguous().view(torch.uint8)], dim=1)
+def _pack(scores: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """float32 scores and int64 indices [n, k] as one byte row per query, for one exchange."""
+    return torch.cat([scores.contiguous().view(torch.uint8), indices.contiguous().view(torch.uint8)], dim=1)
 
 
 def _unpack(packed: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    scores, ids = (part.clone(memory_format=torch.contiguous_format) for part in packed.split([4 * k, 8 * k], 1))
-    return scores.view(torch.float32), ids.view(torch.int64)  # copies: a view of packed is not 8-byte aligned
+    scores, indices = (part.clone(memory_format=torch.contiguous_format) for part in packed.split([4 * k, 8 * k], 1))
+    return scores.view(torch.float32), indices.view(torch.int64)  # copies: a view of packed is not 8-byte aligned

@@ -38,32 +38,32 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from clipadapt._arrays import to_numpy
 from clipadapt._files import PARTIAL_SUFFIX, atomic_path
+from clipadapt.clustering import assign
 from clipadapt.distributed._comm import Communicator
+from clipadapt.distributed.clustering import kmeans, paired_kmeans
 from clipadapt.distributed.ivf import MANIFEST_FILE, SHARD_PATTERN, ShardedIVFIndex
-from clipadapt.distributed.kmeans import kmeans, paired_kmeans
-from clipadapt.distributed.knn import knn
+from clipadapt.distributed.neighbors import knn
 from clipadapt.distributed.rows import take_rows
 from clipadapt.ivf import IVFIndex
-from clipadapt.kmeans import assign
-from clipadapt.knn import _to_numpy
 from clipadapt.mudg.corpus import DTYPE, SourceCorpus
-from clipadapt.mudg.index import (CENTROIDS_FILE, DEFAULT_N_ITER, DEFAULT_SEED, INDEX_FILE, METRIC, PAIRING_FILE,
-                                  Clustering, _Build, _check_build, _on_device, _read_info, _write_json,
-                                  default_n_clusters, list_size_stats)
+from clipadapt.mudg.index import (CENTROIDS_FILE, DEFAULT_MAX_ITER, DEFAULT_SEED, INDEX_FILE, METRIC, PAIRING_FILE,
+                                  Clustering, IndexBuild, build_parameters, check_build, default_n_clusters,
+                                  kmeans_settings, list_size_stats, on_device, read_info, write_json)
 
 log = logging.getLogger(__name__)
 
 
 def build_index(corpus: SourceCorpus | str | os.PathLike, out_dir: str | os.PathLike, *,
-                n_clusters: int | None = None, n_iter: int = DEFAULT_N_ITER, clustering: Clustering = "paired",
+                n_clusters: int | None = None, max_iter: int = DEFAULT_MAX_ITER, clustering: Clustering = "paired",
                 seed: int = DEFAULT_SEED, device: str = "cpu", resume: bool = True, group: Any = None,
                 timeout: float | None = None) -> dict[str, Any]:
     """Build the MUDG source index of ``corpus`` in ``out_dir`` on every rank of ``group``
     together (see the module docstring); returns the ``index.json`` record on every rank.
 
     Args:
-        corpus, out_dir, n_clusters, n_iter, clustering, seed, resume: as
+        corpus, out_dir, n_clusters, max_iter, clustering, seed, resume: as
             :func:`clipadapt.mudg.index.build_index`; the same on every rank.
         device: this rank's device: ``"cpu"`` (gloo) or ``"cuda:N"`` (NCCL for the pairing
             and k-means; the IVF part stays on the host, so the group also needs gloo:
@@ -71,7 +71,7 @@ def build_index(corpus: SourceCorpus | str | os.PathLike, out_dir: str | os.Path
         group, timeout: as :func:`clipadapt.distributed.knn`.
     """
     comm = Communicator("mudg.build_index", group, torch.device(device), timeout)
-    corpus, parameters, error = _checked(corpus, n_clusters, n_iter, clustering, seed, device)
+    corpus, parameters, error = _checked(corpus, n_clusters, max_iter, clustering, seed, device)
     comm.handshake(error, {"rows": getattr(corpus, "count", None), "parameters": parameters,
                            "device": torch.device(device).type})
     build = _GroupBuild(comm, Path(out_dir), corpus, parameters, device, resume)
@@ -79,38 +79,31 @@ def build_index(corpus: SourceCorpus | str | os.PathLike, out_dir: str | os.Path
         return build.info
     rows = _rank_rows(corpus.count, comm)
     images = corpus.image_embeddings(rows)
-    images_here = _on_device(images, device)
+    images_here = on_device(images, device)
     if clustering == "paired":
-        captions_here = _on_device(corpus.caption_embeddings(rows), device)
-        pairing = build.pairing(rows, lambda: _to_numpy(knn(captions_here, images_here, 1, metric=METRIC,
+        captions_here = on_device(corpus.caption_embeddings(rows), device)
+        pairing = build.pairing(rows, lambda: to_numpy(knn(captions_here, images_here, 1, metric=METRIC,
                                                            group=group, timeout=timeout)[1][:, 0]))
         centroids = build.centroids(lambda: paired_kmeans(
-            take_rows(images_here, pairing, group=group, timeout=timeout), captions_here, **_settings(parameters),
-            group=group, timeout=timeout))
+            take_rows(images_here, pairing, group=group, timeout=timeout), captions_here,
+            **kmeans_settings(parameters), group=group, timeout=timeout))
     else:
-        centroids = build.centroids(lambda: kmeans(images_here, **_settings(parameters), group=group,
+        centroids = build.centroids(lambda: kmeans(images_here, **kmeans_settings(parameters), group=group,
                                                    timeout=timeout))
     index = build.add(lambda: _local_lists(centroids, images, rows, device), group, timeout)
     return build.finish(index, group, timeout)
 
 
-def _checked(corpus: Any, n_clusters: Any, n_iter: Any, clustering: str, seed: Any,
+def _checked(corpus: Any, n_clusters: Any, max_iter: Any, clustering: str, seed: Any,
              device: str) -> tuple[Any, dict[str, Any], Exception | None]:
     """The opened corpus, the parameters of the record and this rank's error, if any."""
     try:
         corpus = corpus if isinstance(corpus, SourceCorpus) else SourceCorpus(corpus)
         n_clusters = default_n_clusters(corpus.count) if n_clusters is None else n_clusters
-        _check_build(corpus, n_clusters, n_iter, clustering, device)
+        check_build(corpus, n_clusters, max_iter, clustering, device)
     except (OSError, TypeError, ValueError) as error:
         return corpus, {}, error
-    return corpus, {"n_clusters": int(n_clusters), "n_iter": int(n_iter), "clustering": clustering,
-                    "seed": int(seed), "metric": METRIC, "init": "random"}, None
-
-
-def _settings(parameters: dict[str, Any]) -> dict[str, Any]:
-    """The k-means arguments of the single-process build."""
-    return {"n_clusters": parameters["n_clusters"], "n_iter": parameters["n_iter"], "metric": METRIC,
-            "init": "random", "seed": parameters["seed"]}
+    return corpus, build_parameters(n_clusters, max_iter, clustering, seed), None
 
 
 def _rank_rows(count: int, comm: Communicator) -> np.ndarray:
@@ -127,7 +120,7 @@ def _local_lists(centroids: np.ndarray, images: np.ndarray, rows: np.ndarray, de
         quantiser = torch.from_numpy(quantiser).to(device)  # host rows stream through it
     if not len(rows):
         return IVFIndex(centroids, metric=METRIC)
-    lists = _to_numpy(assign(images, quantiser, metric=METRIC)[1])
+    lists = to_numpy(assign(images, quantiser, metric=METRIC)[1])
     return IVFIndex.from_lists(centroids, images, lists, rows, metric=METRIC)
 
 
@@ -139,16 +132,16 @@ class _GroupBuild:
         self.comm, self.out, self.device = comm, out, torch.device(device).type
 
         def open_record() -> dict[str, Any]:
-            fresh = not resume or _read_info(out) is None
-            info = _Build(out, corpus, parameters, self.device, resume).info
-            if fresh:  # _Build cleared the single-process files; the parts of a group build go too
+            fresh = not resume or read_info(out) is None
+            info = IndexBuild(out, corpus, parameters, self.device, resume).info
+            if fresh:  # IndexBuild cleared the single-process files; the parts of a group build go too
                 for part in [*out.glob(SHARD_PATTERN), out / MANIFEST_FILE]:
                     part.unlink(missing_ok=True)
             return info
 
         self.info = self._on_rank_zero(open_record)
         if comm.rank:
-            self.info = _read_info(out)
+            self.info = read_info(out)
 
     def pairing(self, rows: np.ndarray, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """This rank's slice of ``pairing.npy``: read, or computed and written into the one file."""
@@ -179,7 +172,7 @@ class _GroupBuild:
             return np.load(path)
         start = time.perf_counter()
         result = compute()
-        centroids = _to_numpy(result.centroids)
+        centroids = to_numpy(result.centroids)
 
         def publish() -> None:
             with atomic_path(path) as partial, open(partial, "wb") as handle:
@@ -207,12 +200,12 @@ class _GroupBuild:
 
         def complete() -> None:
             self.info.update(ntotal=int(sizes.sum()), list_sizes=list_size_stats(sizes), complete=True)
-            _write_json(self.out / INDEX_FILE, self.info)
+            write_json(self.out / INDEX_FILE, self.info)
             log.info("index: %s complete (%d images in %d lists, largest %d, %d ranks)", self.out, sizes.sum(),
                      len(sizes), sizes.max(), self.comm.world_size)
 
         self._on_rank_zero(complete)
-        return _read_info(self.out)
+        return read_info(self.out)
 
     def _on_rank_zero(self, work: Callable[[], Any]) -> Any:
         """``work()`` on rank 0 alone, the other ranks waiting for it (its failure raised on
@@ -225,7 +218,7 @@ class _GroupBuild:
     def _record(self, stage: str, file: str, seconds: float, statistics: dict[str, Any]) -> None:
         self.info["stages"][stage] = {"seconds": seconds, "device": self.device, "file": file,
                                       "ranks": self.comm.world_size, **statistics}
-        _write_json(self.out / INDEX_FILE, self.info)
+        write_json(self.out / INDEX_FILE, self.info)
         log.info("index: stage %s took %.3f s on %d ranks", stage, seconds, self.comm.world_size)
 
 

@@ -19,16 +19,16 @@ import numpy as np
 import torch
 
 from clipadapt import _validate
+from clipadapt._arrays import METRICS, Metric
 from clipadapt.distributed._arrays import Rows, device_of, read_rows, to_library
 from clipadapt.distributed._comm import Communicator
-from clipadapt.knn import _METRICS, Metric
-from clipadapt.knn import knn as single_process_knn
+from clipadapt.neighbors import knn as single_process_knn
 
 TopK = tuple[torch.Tensor, torch.Tensor]
 
 
-def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", group: Any = None,
-        timeout: float | None = None) -> tuple[Any, Any]:
+def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", check_finite: bool = True,
+        group: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
     """Exact k nearest rows of the union of every rank's ``database`` shard, for this rank's queries.
 
     Every rank of ``group`` calls this together, each with its own rows; nothing is gathered
@@ -42,6 +42,7 @@ def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", group
         database: [n_r, d] rows of this rank's shard, same dtype and device (n_r may be 0).
         k: neighbours per query, 1 <= k <= the total rows of all shards (a shard may hold fewer).
         metric: ``"cosine"``, ``"ip"`` or ``"l2"``, as :func:`clipadapt.knn`.
+        check_finite: screen this rank's queries and shard for NaN/Inf first.
         group: the torch.distributed process group (``None``: the default one). CPU rows need a
             gloo backend, CUDA tensors NCCL (``init_process_group(backend="cpu:gloo,cuda:nccl")``).
         timeout: seconds each exchange may wait for the other ranks (``None``: the group's).
@@ -56,24 +57,24 @@ def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", group
         :class:`~clipadapt.distributed.CollectiveError` when a rank died or timed out.
     """
     comm = Communicator("knn", group, device_of(queries, database), timeout)
-    scores, indices, _ = _search(comm, queries, database, k, metric, graph=False)
+    scores, indices, _ = _search(comm, queries, database, k, metric, check_finite, graph=False)
     return scores, indices
 
 
 @dataclass(frozen=True)
 class KnnGraphShard:
-    """This rank's rows of the k-NN graph of the union of all shards.
+    """This rank's rows of the k-NN graph of the union of all shards (fields as :class:`clipadapt.KnnGraph`).
 
     Attributes:
-        indices: int64 [n_r, k] global neighbour ids of this rank's rows (never the row itself).
         scores: float32 [n_r, k] metric values, best first.
+        indices: int64 [n_r, k] global neighbour indices of this rank's rows (never the row itself).
         n: nodes of the whole graph (rows of all shards).
-        first_row: global id of this rank's row 0 (its rows are ``first_row + arange(n_r)``).
+        first_row: global index of this rank's row 0 (its rows are ``first_row + arange(n_r)``).
         metric: the metric the graph was built with.
     """
 
-    indices: Any
     scores: Any
+    indices: Any
     n: int
     first_row: int
     metric: str
@@ -83,26 +84,26 @@ class KnnGraphShard:
         return int(self.indices.shape[1])
 
 
-def knn_graph(x: Any, k: int, *, metric: Metric = "cosine", group: Any = None,
+def knn_graph(x: Any, k: int, *, metric: Metric = "cosine", check_finite: bool = True, group: Any = None,
               timeout: float | None = None) -> KnnGraphShard:
     """This rank's rows of the exact k-NN graph of the union of every rank's ``x`` [n_r, d]
     (self excluded): rows ``knn_graph(concat(x shards), k).indices[first_row:first_row + n_r]``
     of :func:`clipadapt.knn_graph`, bit for bit. Arguments as :func:`knn`; 1 <= k < total rows.
     """
     comm = Communicator("knn_graph", group, device_of(x), timeout)
-    scores, indices, offsets = _search(comm, x, x, k, metric, graph=True)
-    return KnnGraphShard(indices=indices, scores=scores, n=int(offsets[-1]), first_row=int(offsets[comm.rank]),
+    scores, indices, offsets = _search(comm, x, x, k, metric, check_finite, graph=True)
+    return KnnGraphShard(scores=scores, indices=indices, n=int(offsets[-1]), first_row=int(offsets[comm.rank]),
                          metric=metric)
 
 
-def _search(comm: Communicator, queries: Any, database: Any, k: int, metric: str,
+def _search(comm: Communicator, queries: Any, database: Any, k: int, metric: str, check_finite: bool,
             graph: bool) -> tuple[Any, Any, np.ndarray]:
     """The ring search shared by :func:`knn` and :func:`knn_graph` (``graph``: the queries are
     the database rows, each excluded from its own list); also returns the shard offsets."""
     checked: tuple[int, Rows, Rows] | None = None
     error = None
     try:
-        checked = _checked_inputs(queries, database, k, metric, graph)
+        checked = _checked_inputs(queries, database, k, metric, check_finite, graph)
     except (TypeError, ValueError) as raised:
         error = raised
     k, q, x = checked if checked else (0, None, None)
@@ -118,9 +119,9 @@ def _search(comm: Communicator, queries: Any, database: Any, k: int, metric: str
     return to_library(best[0], q.library), to_library(best[1], q.library), offsets
 
 
-def _checked_inputs(queries: Any, database: Any, k: int, metric: str, graph: bool) -> tuple[int, Rows, Rows]:
-    if metric not in _METRICS:
-        raise ValueError(f"metric: unknown metric {metric!r}; use one of {', '.join(_METRICS)}")
+def _checked_inputs(queries: Any, database: Any, k: int, metric: str, check_finite: bool,
+                    graph: bool) -> tuple[int, Rows, Rows]:
+    _validate.choice(metric, "metric", METRICS)
     k = _validate.integer(k, "k", minimum=1)
     if graph:
         x = q = read_rows(database, "x")
@@ -135,8 +136,10 @@ def _checked_inputs(queries: Any, database: Any, k: int, metric: str, graph: boo
         if q.array.shape[1] != x.array.shape[1]:
             raise ValueError(f"queries and database: feature dimensions differ ({q.array.shape[1]} vs "
                              f"{x.array.shape[1]})")
-        q.check_finite("queries")
-    x.check_finite("x" if graph else "database")
+    if check_finite:
+        if not graph:
+            q.check_finite("queries")
+        x.check_finite("x" if graph else "database")
     return k, q, x
 
 

@@ -5,10 +5,10 @@ from typing import Any
 
 import numpy as np
 
+from clipadapt._arrays import to_numpy
 from clipadapt.distributed._arrays import device_of, read_rows, to_library
 from clipadapt.distributed._comm import Communicator
 from clipadapt.distributed._shards import Layout, take_rows as take_from_shards
-from clipadapt.knn import _to_numpy
 
 
 def take_rows(x: Any, ids: Any, *, group: Any = None, timeout: float | None = None) -> Any:
@@ -25,7 +25,7 @@ def take_rows(x: Any, ids: Any, *, group: Any = None, timeout: float | None = No
     rows, wanted, error = None, None, None
     try:
         rows = read_rows(x, "x")
-        wanted = np.asarray(_to_numpy(ids))
+        wanted = np.asarray(to_numpy(ids))
         if wanted.ndim != 1 or not (np.issubdtype(wanted.dtype, np.integer) or wanted.size == 0):
             raise ValueError(f"ids: expected a 1-D array of integer row ids, got {wanted.dtype} {list(wanted.shape)}")
         wanted = wanted.astype(np.int64)

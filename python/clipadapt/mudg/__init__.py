@@ -5,10 +5,7 @@ set), :mod:`~clipadapt.mudg.index` (caption -> image pairing, paired k-means, IV
 :mod:`~clipadapt.mudg.augment` (adaptive text augmentation), :mod:`~clipadapt.mudg.retrieve`
 (queries, rank-vote labels, filter, per-class selection) and :mod:`~clipadapt.mudg.train`
 (fine-tuning and evaluation). Names are imported on first use, so reading a corpus or building
-an index does not load open_clip. The retrieval pipeline function is
-``clipadapt.mudg.retrieve.retrieve``: ``clipadapt.mudg.retrieve`` is its module (Python binds a
-package's submodule to the package attribute of that name on import, so the function cannot be
-exported under it).
+an index does not load open_clip.
 """
 from __future__ import annotations
 
@@ -21,7 +18,8 @@ _EXPORTS = {
     "RankedDescriptors": "augment", "augmented_prompt": "augment", "load_descriptors": "augment",
     "load_ranking": "augment", "rank_descriptors": "augment", "save_ranking": "augment",
     "SelectedImages": "retrieve", "Selection": "retrieve", "build_queries": "retrieve", "load_selection": "retrieve",
-    "rank_vote": "retrieve", "select_per_class": "retrieve", "similarity_filter": "retrieve",
+    "rank_vote": "retrieve", "retrieve_training_set": "retrieve", "select_per_class": "retrieve",
+    "similarity_filter": "retrieve",
     "MUDG": "train", "MUDGConfig": "train", "training_transform": "train",
 }
 __all__ = sorted(_EXPORTS)

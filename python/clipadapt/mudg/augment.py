@@ -30,7 +30,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from clipadapt import _validate
-from clipadapt.kmeans import kmeans
+from clipadapt._arrays import to_numpy
+from clipadapt.clustering import kmeans
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def save_ranking(path: str | os.PathLike, ranked: RankedDescriptors | Sequence[s
     """Write ranked descriptors to a text file, one per line in rank order, each with its leading ``","``."""
     descriptors = ranked.descriptors if isinstance(ranked, RankedDescriptors) else tuple(ranked)
     for position, descriptor in enumerate(descriptors):
-        _check_ranked(descriptor, f"ranked descriptor {position}")
+        check_ranked(descriptor, f"ranked descriptor {position}")
     Path(path).write_text("".join(descriptor + "\n" for descriptor in descriptors), encoding="utf-8")
 
 
@@ -172,11 +173,12 @@ def load_ranking(path: str | os.PathLike) -> list[str]:
     if not descriptors:
         raise ValueError(f"path: {path} holds no ranked descriptors")
     for number, descriptor in enumerate(descriptors, start=1):
-        _check_ranked(descriptor, f"{path} entry {number}")
+        check_ranked(descriptor, f"{path} entry {number}")
     return descriptors
 
 
-def _check_ranked(descriptor: Any, where: str) -> None:
+def check_ranked(descriptor: Any, where: str) -> None:
+    """ValueError unless ``descriptor`` is a ranked descriptor (``", which ..."``); ``where`` names it."""
     _check_descriptor_text(descriptor, where)
     if not descriptor.startswith(","):
         raise ValueError(f"descriptor: {where} ({descriptor!r}) lacks the leading ',' of a ranked descriptor; "
@@ -263,7 +265,7 @@ def rank_descriptors(encode: Encoder, classnames: Sequence[str], template: str, 
         texts_per_call: strings per ``encode`` call (candidates are encoded in blocks of
             max(1, texts_per_call // C) candidates, so C x n texts never sit in memory at once).
     """
-    classnames = _check_classnames(classnames)
+    classnames = check_classnames(classnames)
     template = check_template(template)
     candidates = _check_candidates(candidates)
     for value, name in ((n_clusters, "n_clusters"), (repeats, "repeats"), (texts_per_call, "texts_per_call")):
@@ -290,7 +292,7 @@ def rank_descriptors(encode: Encoder, classnames: Sequence[str], template: str, 
 
 
 def _cluster_classes(base: np.ndarray, k: int, max_iter: int, seed: int) -> np.ndarray:
-    result = kmeans(base.astype(np.float32), k, n_iter=max_iter, metric="cosine", init="kmeans++", seed=seed)
+    result = kmeans(base.astype(np.float32), k, max_iter=max_iter, metric="cosine", init="kmeans++", seed=seed)
     return np.asarray(result.assignments, dtype=np.int64)
 
 
@@ -317,7 +319,7 @@ def _candidate_similarity(encode: Encoder, classnames: tuple[str, ...], template
 def encode_normalized(encode: Encoder, texts: list[str], name: str) -> np.ndarray:
     """``encode(texts)`` as float64 numpy [len(texts), D] with unit rows (renormalised in float64,
     so the similarities follow the spec's unit-norm definitions whatever the tower's precision)."""
-    embeddings = as_numpy(encode(texts), name).astype(np.float64)
+    embeddings = to_numpy(encode(texts), name).astype(np.float64)
     if embeddings.ndim != 2 or embeddings.shape[0] != len(texts):
         raise ValueError(f"{name}: must return [{len(texts)}, D] for {len(texts)} texts, got shape "
                          f"{embeddings.shape}")
@@ -327,20 +329,8 @@ def encode_normalized(encode: Encoder, texts: list[str], name: str) -> np.ndarra
     return embeddings / norms
 
 
-def as_numpy(array: Any, name: str) -> np.ndarray:
-    """A numpy view or copy of a numpy / torch (any device) array."""
-    if type(array).__module__.startswith("torch"):
-        array = array.detach().cpu()
-        if str(array.dtype) == "torch.bfloat16":
-            array = array.float()
-        return array.numpy()
-    try:
-        return np.asarray(array)
-    except Exception as error:  # e.g. a cupy array refuses implicit host copies
-        raise TypeError(f"{name}: expected a numpy or torch array, got {type(array).__name__}") from error
-
-
-def _check_classnames(classnames: Any) -> tuple[str, ...]:
+def check_classnames(classnames: Any) -> tuple[str, ...]:
+    """``classnames`` as a tuple of non-empty strings (TypeError / ValueError otherwise)."""
     if isinstance(classnames, str) or not isinstance(classnames, Sequence):
         raise TypeError(f"classnames: must be a sequence of strings, got {type(classnames).__name__}")
     if not classnames:

@@ -35,10 +35,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from clipadapt import _validate
+from clipadapt._arrays import to_numpy
 from clipadapt._files import PARTIAL_SUFFIX, atomic_path, read_json, write_text_atomically
+from clipadapt.clustering import KMeansResult, assign, kmeans, paired_kmeans
 from clipadapt.ivf import IVFIndex
-from clipadapt.kmeans import KMeansResult, assign, kmeans, paired_kmeans
-from clipadapt.knn import _to_numpy, knn
+from clipadapt.neighbors import knn
 from clipadapt.mudg.corpus import DTYPE, SourceCorpus
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ INDEX_FILE, PAIRING_FILE, CENTROIDS_FILE, IVF_FILE = "index.json", "pairing.npy"
 # The official index has 131072 lists for 20M pairs: about 150 rows per list.
 ROWS_PER_LIST = 150
 # faiss's ClusteringParameters.niter as GpuIndexIVF sets it; the official code keeps it.
-DEFAULT_N_ITER = 10
+DEFAULT_MAX_ITER = 10
 # faiss's k-means seed 1234, plus 1 as Clustering.cpp draws the initial rows.
 DEFAULT_SEED = 1234 + 1
 # Captions compared with one image shard per pairing step (each image shard is read once).
@@ -99,14 +100,14 @@ def nearest_images(corpus_or_arrays: SourceCorpus | tuple[Any, Any], *,
               disable=not progress) as bar:
         # Image blocks in ascending id order: keeping the first of equal scores keeps the smaller id.
         for image_start, images in image_blocks:
-            images = _on_device(images, device)
+            images = on_device(images, device)
             for caption_start, captions in chunks:
-                scores, ids = knn(_on_device(captions, device), images, 1, metric=METRIC)
+                scores, ids = knn(on_device(captions, device), images, 1, metric=METRIC)
                 rows = np.arange(caption_start, caption_start + len(captions))
-                scores = _to_numpy(scores[:, 0])
+                scores = to_numpy(scores[:, 0])
                 better = scores > best_scores[rows]
                 best_scores[rows[better]] = scores[better]
-                pairing[rows[better]] = _to_numpy(ids[:, 0])[better] + image_start
+                pairing[rows[better]] = to_numpy(ids[:, 0])[better] + image_start
                 bar.update()
     return pairing
 
@@ -117,7 +118,7 @@ def _blocks(corpus_or_arrays: Any) -> tuple[list[tuple[int, Any]], list[tuple[in
         shards = list(corpus_or_arrays.shards())
         return [(start, images) for start, images, _ in shards], [(start, captions) for start, _, captions in shards]
     try:
-        images, captions = (_to_numpy(array) for array in corpus_or_arrays)
+        images, captions = (to_numpy(array) for array in corpus_or_arrays)
     except (TypeError, ValueError) as error:
         raise TypeError("corpus_or_arrays: expected a SourceCorpus or a pair (images, captions) of arrays") from error
     for name, array in (("images", images), ("captions", captions)):
@@ -130,7 +131,7 @@ def _blocks(corpus_or_arrays: Any) -> tuple[list[tuple[int, Any]], list[tuple[in
     return [(0, images)], [(0, captions)]
 
 
-def _on_device(rows: np.ndarray, device: str) -> Any:
+def on_device(rows: np.ndarray, device: str) -> Any:
     """Host rows as clipadapt takes them on ``device``: as they are on the CPU (a memory map is
     read in place), else a torch tensor there."""
     if device == "cpu":
@@ -178,7 +179,7 @@ class MudgIndex:
             ``(scores float32 [Q, k], ids int64 [Q, k])``, best first, ids the corpus's global
             row ids (-1 where the probed lists hold fewer than k rows).
         """
-        values = _to_numpy(queries)
+        values = to_numpy(queries)
         if values.ndim != 2 or values.shape[1] != self.dim or not np.issubdtype(values.dtype, np.floating):
             raise ValueError(f"queries: expected a float array [Q, {self.dim}], got {values.dtype} "
                              f"{list(values.shape)}")
@@ -191,14 +192,14 @@ class MudgIndex:
         with atomic_path(out / IVF_FILE) as partial:
             self.ivf.save(partial)
         self.info["complete"] = True
-        _write_json(out / INDEX_FILE, self.info)
+        write_json(out / INDEX_FILE, self.info)
 
     @classmethod
     def load(cls, out_dir: str | os.PathLike) -> "MudgIndex":
         """Read an index saved by :meth:`save` / :func:`build_index`, or built by a group of
         ranks (:func:`clipadapt.distributed.mudg.build_index`), as one index (arrays on the host)."""
         out = Path(out_dir)
-        info = _read_info(out)
+        info = read_info(out)
         if info is None or not info.get("complete"):
             raise FileNotFoundError(f"out_dir: {out} holds no finished MUDG index ({INDEX_FILE} missing or "
                                     "incomplete); run build_index (it resumes)")
@@ -221,7 +222,7 @@ def _load_ivf(out: Path) -> IVFIndex:
 
 
 def build_index(corpus: SourceCorpus | str | os.PathLike, out_dir: str | os.PathLike, *,
-                n_clusters: int | None = None, n_iter: int = DEFAULT_N_ITER, clustering: Clustering = "paired",
+                n_clusters: int | None = None, max_iter: int = DEFAULT_MAX_ITER, clustering: Clustering = "paired",
                 seed: int = DEFAULT_SEED, device: str = "cpu", caption_chunk_rows: int = DEFAULT_CAPTION_CHUNK_ROWS,
                 resume: bool = True, progress: bool = True) -> MudgIndex:
     """Build the source index of ``corpus`` in ``out_dir`` (see the module docstring).
@@ -230,7 +231,7 @@ def build_index(corpus: SourceCorpus | str | os.PathLike, out_dir: str | os.Path
         corpus: a :class:`SourceCorpus` or its directory.
         out_dir: where the stages and the index are written.
         n_clusters: K inverted lists, 1 <= K <= N; default :func:`default_n_clusters` (N / 150).
-        n_iter: k-means iterations.
+        max_iter: at most this many k-means iterations (fewer when the centroids reach a fixed point).
         clustering: ``"paired"`` (centroids in caption space, the MUDG index) or ``"standard"``
             (spherical k-means on the images, the baseline).
         seed: seeds the initial centroids.
@@ -242,10 +243,9 @@ def build_index(corpus: SourceCorpus | str | os.PathLike, out_dir: str | os.Path
     """
     corpus = corpus if isinstance(corpus, SourceCorpus) else SourceCorpus(corpus)
     n_clusters = default_n_clusters(corpus.count) if n_clusters is None else n_clusters
-    _check_build(corpus, n_clusters, n_iter, clustering, device)
-    parameters = {"n_clusters": int(n_clusters), "n_iter": int(n_iter), "clustering": clustering, "seed": int(seed),
-                  "metric": METRIC, "init": "random"}
-    build = _Build(Path(out_dir), corpus, parameters, device, resume)
+    check_build(corpus, n_clusters, max_iter, clustering, device)
+    parameters = build_parameters(n_clusters, max_iter, clustering, seed)
+    build = IndexBuild(Path(out_dir), corpus, parameters, device, resume)
     if build.info["complete"]:
         log.info("index: %s is already built", build.out)
         return MudgIndex.load(build.out)
@@ -263,14 +263,27 @@ def build_index(corpus: SourceCorpus | str | os.PathLike, out_dir: str | os.Path
     return index
 
 
-def _check_build(corpus: SourceCorpus, n_clusters: Any, n_iter: Any, clustering: str, device: str) -> None:
+def build_parameters(n_clusters: int, max_iter: int, clustering: str, seed: int) -> dict[str, Any]:
+    """The parameters of a build as ``index.json`` records them (a build resumes only with the same)."""
+    return {"n_clusters": int(n_clusters), "max_iter": int(max_iter), "clustering": clustering, "seed": int(seed),
+            "metric": METRIC, "init": "random"}
+
+
+def kmeans_settings(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The k-means arguments of a build with these recorded ``parameters``."""
+    return {"n_clusters": parameters["n_clusters"], "max_iter": parameters["max_iter"], "metric": METRIC,
+            "init": "random", "seed": parameters["seed"]}
+
+
+def check_build(corpus: SourceCorpus, n_clusters: Any, max_iter: Any, clustering: str, device: str) -> None:
+    """The single-process checks of a build's arguments (ValueError / TypeError naming the argument)."""
     _validate.device(device, "device")
     if clustering not in CLUSTERINGS:
         raise ValueError(f"clustering: unknown clustering {clustering!r}; use one of {', '.join(CLUSTERINGS)}")
     _validate.integer(n_clusters, "n_clusters", minimum=1)
     if n_clusters > corpus.count:
         raise ValueError(f"n_clusters: {n_clusters} exceeds the corpus's {corpus.count} rows; lower it")
-    _validate.integer(n_iter, "n_iter", minimum=0)
+    _validate.integer(max_iter, "max_iter", minimum=0)
 
 
 def _pairing_stage(corpus: SourceCorpus, caption_chunk_rows: int, device: str,
@@ -287,16 +300,15 @@ def _kmeans_stage(corpus: SourceCorpus, pairing: np.ndarray | None, parameters: 
                   device: str) -> tuple[np.ndarray, dict[str, Any]]:
     """Paired k-means (rows: each caption's paired image, and the caption) when ``pairing`` is
     given, else spherical k-means of the images; float32 centroids [K, D] and the run's record."""
-    log.info("index: %s k-means, K=%d, %d iterations over %d rows on %s", parameters["clustering"],
-             parameters["n_clusters"], parameters["n_iter"], corpus.count, device)
-    settings = {"n_iter": parameters["n_iter"], "metric": METRIC, "init": "random", "seed": parameters["seed"]}
+    log.info("index: %s k-means, K=%d, at most %d iterations over %d rows on %s", parameters["clustering"],
+             parameters["n_clusters"], parameters["max_iter"], corpus.count, device)
+    settings = kmeans_settings(parameters)
     if pairing is None:
-        result: KMeansResult = kmeans(_on_device(corpus.image_embeddings(), device), parameters["n_clusters"],
-                                      **settings)
+        result: KMeansResult = kmeans(on_device(corpus.image_embeddings(), device), **settings)
     else:
-        result = paired_kmeans(_on_device(corpus.image_embeddings(pairing), device),
-                               _on_device(corpus.caption_embeddings(), device), parameters["n_clusters"], **settings)
-    return _to_numpy(result.centroids), {"inertia": result.inertia.tolist(), "splits": list(result.splits)}
+        result = paired_kmeans(on_device(corpus.image_embeddings(pairing), device),
+                               on_device(corpus.caption_embeddings(), device), **settings)
+    return to_numpy(result.centroids), {"inertia": result.inertia.tolist(), "splits": list(result.splits)}
 
 
 def _add_stage(corpus: SourceCorpus, centroids: np.ndarray, device: str,
@@ -314,7 +326,7 @@ def _add_stage(corpus: SourceCorpus, centroids: np.ndarray, device: str,
                                  disable=not progress):
         rows = slice(start, start + len(images))
         vectors[rows] = images
-        lists[rows] = _to_numpy(assign(vectors[rows], quantiser, metric=METRIC)[1])
+        lists[rows] = to_numpy(assign(vectors[rows], quantiser, metric=METRIC)[1])
     return IVFIndex.from_lists(centroids, vectors, lists, metric=METRIC), {}
 
 
@@ -328,14 +340,14 @@ def list_size_stats(sizes: np.ndarray) -> dict[str, Any]:
             "imbalance": len(sizes) * float(np.square(sizes.astype(np.float64)).sum()) / total**2}
 
 
-class _Build:
+class IndexBuild:
     """``out_dir``'s ``index.json`` during a build: which stages are done, and their records."""
 
     def __init__(self, out: Path, corpus: SourceCorpus, parameters: dict[str, Any], device: str, resume: bool):
         self.out, self.device = out, device
         corpus_info = {"path": os.fspath(corpus.path.resolve()), "count": corpus.count, "dim": corpus.dim,
                        "model": corpus.model, "fingerprint": corpus.fingerprint()}
-        existing = _read_info(out) if resume else None
+        existing = read_info(out) if resume else None
         if existing is not None and (existing.get("corpus"), existing.get("parameters")) != (corpus_info, parameters):
             raise ValueError(f"out_dir: {out} holds an index of another corpus or other parameters "
                              f"({existing.get('parameters')}); pass resume=False (clipadapt mudg index --rebuild) to "
@@ -344,7 +356,7 @@ class _Build:
             _clear(out)
             existing = {"format": FORMAT, "version": VERSION, "complete": False, "corpus": corpus_info,
                         "parameters": parameters, "stages": {}}
-            _write_json(out / INDEX_FILE, existing)
+            write_json(out / INDEX_FILE, existing)
         self.info = existing
 
     def stage(self, name: str, file: str, compute: Callable[[], tuple[Any, dict[str, Any]]]) -> Any:
@@ -360,7 +372,7 @@ class _Build:
         with atomic_path(path) as partial:
             _save(value, partial)
         self.info["stages"][name] = {"seconds": seconds, "device": self.device, "file": file, **statistics}
-        _write_json(self.out / INDEX_FILE, self.info)
+        write_json(self.out / INDEX_FILE, self.info)
         log.info("index: stage %s took %.3f s", name, seconds)
         return value
 
@@ -385,15 +397,22 @@ def _clear(out: Path) -> None:
             file.unlink(missing_ok=True)
 
 
-def _read_info(out: Path) -> dict[str, Any] | None:
+def read_info(out: Path) -> dict[str, Any] | None:
+    """``out``'s ``index.json`` record, or None when there is none."""
     file = out / INDEX_FILE
     if not file.is_file():
         return None
     info = read_json(file, "the index record is damaged: rebuild the index (clipadapt mudg index --rebuild)")
     if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("version") != VERSION:
         raise ValueError(f"{file}: not a {FORMAT} version {VERSION} file")
+    parameters = info.get("parameters")
+    if isinstance(parameters, dict) and "n_iter" in parameters:
+        # Written before k-means took max_iter: it ran exactly n_iter iterations, which max_iter
+        # now bounds (stopping early only at a fixed point, with the same result), so it resumes.
+        parameters["max_iter"] = parameters.pop("n_iter")
     return info
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as indented JSON, atomically."""
     write_text_atomically(path, json.dumps(payload, indent=2) + "\n")

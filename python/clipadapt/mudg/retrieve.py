@@ -27,17 +27,18 @@ import torch
 from tqdm.auto import tqdm
 
 from clipadapt import _validate
+from clipadapt._arrays import to_numpy
 from clipadapt._files import read_json
-from clipadapt.kmeans import kmeans
-from clipadapt.mudg.augment import (Encoder, _check_classnames, _check_ranked, as_numpy,
-                                    augmented_prompt, check_template, encode_normalized)
+from clipadapt.clustering import kmeans
+from clipadapt.mudg.augment import (Encoder, augmented_prompt, check_classnames, check_ranked, check_template,
+                                    encode_normalized)
 
 log = logging.getLogger(__name__)
 
 SELECTION_CSV = "selection.csv"
 SELECTION_JSON = "selection.json"
 CSV_COLUMNS = ("id", "label", "classname", "image", "caption")
-SELECTION_N_ITER = 100
+SELECTION_MAX_ITER = 100
 QUERIES_PER_SEARCH = 1024
 ROWS_PER_CHUNK = 1 << 16
 
@@ -61,7 +62,7 @@ def build_queries(classnames: Sequence[str], template: str, descriptors: Sequenc
     Returns ``(texts, query_class)``: C * n strings and int64 [C * n], the class of each query.
     ``descriptors`` are ranked (``", which ..."``); clauses give the same strings.
     """
-    classnames = _check_classnames(classnames)
+    classnames = check_classnames(classnames)
     check_template(template)
     if isinstance(descriptors, str) or not isinstance(descriptors, Sequence) or not descriptors:
         raise ValueError("descriptors: give a non-empty sequence of ranked descriptors (', which ...')")
@@ -113,8 +114,8 @@ def rank_vote(ids: Any, query_class: Any, n_classes: int, *, seed: int = 0) -> V
         ids: int64 [Q, K] search results, best first; -1 marks an empty slot (skipped).
         query_class: int [Q], class of each query, in [0, n_classes).
     """
-    ids = as_numpy(ids, "ids")
-    query_class = as_numpy(query_class, "query_class")
+    ids = to_numpy(ids, "ids")
+    query_class = to_numpy(query_class, "query_class")
     _check_votes_input(ids, query_class, n_classes)
     _validate.integer(seed, "seed", minimum=0)
     k = ids.shape[1]
@@ -171,9 +172,9 @@ def similarity_filter(image_features: Any, labels: Any, class_text: Any, thresho
     Returns:
         bool [M].
     """
-    features = as_numpy(image_features, "image_features")
-    labels = as_numpy(labels, "labels")
-    text = as_numpy(class_text, "class_text").astype(np.float32)
+    features = to_numpy(image_features, "image_features")
+    labels = to_numpy(labels, "labels")
+    text = to_numpy(class_text, "class_text").astype(np.float32)
     _check_features_labels(features, labels)
     if text.ndim != 2 or text.shape[1] != features.shape[1]:
         raise ValueError(f"class_text: expected [C, {features.shape[1]}], got shape {text.shape}")
@@ -189,30 +190,30 @@ def similarity_filter(image_features: Any, labels: Any, class_text: Any, thresho
     return keep
 
 
-def select_per_class(features: Any, labels: Any, k_sel: int, *, seed: int = 0, n_iter: int = SELECTION_N_ITER,
-                     progress: bool = False) -> np.ndarray:
+def select_per_class(features: Any, labels: Any, k_sel: int, *, seed: int = 0,
+                     max_iter: int = SELECTION_MAX_ITER, progress: bool = False) -> np.ndarray:
     """Representative images per class: sorted int64 positions into ``features``' rows.
 
     A class with more than ``k_sel`` members is clustered into ``k_sel`` clusters
     (``clipadapt.kmeans``, metric "l2", k-means++) and one random member of each non-empty
     cluster is kept; a smaller class keeps all its members. The rows are clustered as given, with
     Euclidean k-means as the released sklearn ``KMeans``. The released code clusters its own
-    re-encoding of the downloaded images (unnormalised features); :func:`retrieve` passes the
+    re-encoding of the downloaded images (unnormalised features); :func:`retrieve_training_set` passes the
     corpus's stored embeddings, which are unit rows (so are LAION's released ones): the norms
     are not kept, so that difference has no option.
 
-    ``n_iter``: sklearn stops at convergence (centre shift below tol 1e-4) within at most 300
-    rounds; our primitive runs a fixed count, and a converged run is a fixed point of the later
-    rounds. 100 rounds bound the cost at a third of 300's while leaving ample room: k-means with
-    96 clusters on 500-2000 synthetic 768-d points stopped changing within 5 rounds. Each class
-    draws from its own generator seeded by ``(seed, class)``, so a class's selection does not
-    depend on the others.
+    ``max_iter``: sklearn stops at convergence (centre shift below tol 1e-4) within at most 300
+    rounds; here k-means stops at a fixed point (where later rounds change nothing) within
+    ``max_iter`` rounds. 100 bound the cost at a third of 300's while leaving ample room: k-means
+    with 96 clusters on 500-2000 synthetic 768-d points stopped changing within 5 rounds. Each
+    class draws from its own generator seeded by ``(seed, class)``, so a class's selection does
+    not depend on the others.
 
     Args:
         features: float16/32 [M, D]; labels: int [M].
     """
-    features = as_numpy(features, "features")
-    labels = as_numpy(labels, "labels")
+    features = to_numpy(features, "features")
+    labels = to_numpy(labels, "labels")
     _check_features_labels(features, labels)
     _validate.integer(k_sel, "k_sel", minimum=1)
     _validate.integer(seed, "seed", minimum=0)
@@ -228,7 +229,7 @@ def select_per_class(features: Any, labels: Any, k_sel: int, *, seed: int = 0, n
             continue
         rows = features[members].astype(np.float32)
         rng = np.random.default_rng([seed, int(label)])
-        result = kmeans(rows, int(k_sel), n_iter=n_iter, metric="l2", init="kmeans++",
+        result = kmeans(rows, int(k_sel), max_iter=max_iter, metric="l2", init="kmeans++",
                         seed=int(rng.integers(2**63)))
         kept.append(members[_one_random_member_per_cluster(np.asarray(result.assignments), rng)])
     return np.sort(np.concatenate(kept)).astype(np.int64) if kept else np.zeros(0, dtype=np.int64)
@@ -328,9 +329,10 @@ def load_selection(path: str | os.PathLike) -> Selection:
                      parameters=summary.get("parameters", {}))
 
 
-def retrieve(index: SearchIndex, corpus: Corpus, encode: Encoder, classnames: Sequence[str], template: str,
-             descriptors: Sequence[str], *, n_descriptors: int = 16, k: int = 64, nprobe: int = 8,
-             threshold: float = 0.25, k_sel: int = 96, seed: int = 0, progress: bool = True) -> Selection:
+def retrieve_training_set(index: SearchIndex, corpus: Corpus, encode: Encoder, classnames: Sequence[str],
+                          template: str, descriptors: Sequence[str], *, n_descriptors: int = 16, k: int = 64,
+                          nprobe: int = 8, threshold: float = 0.25, k_sel: int = 96, seed: int = 0,
+                          progress: bool = True) -> Selection:
     """Build the fine-tuning set from class names alone (mudg.md §4).
 
     Queries from the first ``n_descriptors`` ranked descriptors (C * n_descriptors queries,
@@ -340,7 +342,7 @@ def retrieve(index: SearchIndex, corpus: Corpus, encode: Encoder, classnames: Se
     downloaded images. Settings of the paper: n_descriptors 16 / k_sel 96 (ImageNet-like) or
     64 / 384 (smaller datasets), k 64, nprobe 8.
     """
-    classnames = _check_classnames(classnames)
+    classnames = check_classnames(classnames)
     check_template(template)
     _validate.integer(n_descriptors, "n_descriptors", minimum=1)
     descriptors = list(descriptors)
@@ -348,7 +350,7 @@ def retrieve(index: SearchIndex, corpus: Corpus, encode: Encoder, classnames: Se
         raise ValueError(f"descriptors: {len(descriptors)} given, but n_descriptors={n_descriptors}; lower "
                          "n_descriptors or rank more candidates")
     for position, descriptor in enumerate(descriptors[:n_descriptors]):
-        _check_ranked(descriptor, f"descriptor {position}")
+        check_ranked(descriptor, f"descriptor {position}")
     texts, query_class = build_queries(classnames, template, descriptors[:n_descriptors])
     queries = encode_normalized(encode, texts, "encode").astype(np.float32)
     ids = _search(index, queries, k, nprobe, progress)
@@ -377,7 +379,7 @@ def _search(index: SearchIndex, queries: np.ndarray, k: int, nprobe: int, progre
         for start in range(0, queries.shape[0], QUERIES_PER_SEARCH):
             block = queries[start:start + QUERIES_PER_SEARCH]
             _, ids = index.search(block, k, nprobe)
-            ids = as_numpy(ids, "index.search ids")
+            ids = to_numpy(ids, "index.search ids")
             if ids.shape != (block.shape[0], k):
                 raise ValueError(f"index: search returned ids of shape {ids.shape}, expected ({block.shape[0]}, {k})")
             blocks.append(ids.astype(np.int64))
@@ -386,7 +388,7 @@ def _search(index: SearchIndex, queries: np.ndarray, k: int, nprobe: int, progre
 
 
 def _corpus_embeddings(corpus: Corpus, ids: np.ndarray) -> np.ndarray:
-    features = as_numpy(corpus.image_embeddings(ids), "corpus.image_embeddings")
+    features = to_numpy(corpus.image_embeddings(ids), "corpus.image_embeddings")
     if features.ndim != 2 or features.shape[0] != ids.shape[0]:
         raise ValueError(f"corpus: image_embeddings returned shape {features.shape} for {ids.shape[0]} ids")
     return features

@@ -13,9 +13,12 @@ from typing import Literal
 
 import torch
 
-from clipadapt.label_propagation import label_propagation
+from clipadapt import _validate
+from clipadapt.neighbors import KnnGraph, knn_graph
+from clipadapt.propagation import CsrMatrix, Dtype, label_propagation
 
 EmptyCentroid = Literal["nan", "text"]
+EMPTY_CENTROIDS: tuple[str, ...] = ("nan", "text")
 
 
 @dataclass(frozen=True)
@@ -37,35 +40,63 @@ class PseudoLabels:
 
 def propagate_pseudo_labels(text_nodes: torch.Tensor, image_features: torch.Tensor, projection: torch.Tensor, *,
                             k: int = 20, alpha: float = 0.99, max_iter: int = 20, tol: float = 1e-6,
-                            precision: str = "float64", with_centroids: bool = False,
+                            dtype: Dtype = "float64", with_centroids: bool = False,
                             empty_centroid: EmptyCentroid = "nan") -> PseudoLabels:
-    """ReCLIP's label propagation step.
+    """ReCLIP's label propagation step: :func:`pseudo_label_nodes`, their exact cosine k-NN graph,
+    then :func:`pseudo_labels_from_graph`.
 
     Args:
         text_nodes: [C, D] labelled nodes (text embeddings), class c at row c.
         image_features: [N, D] image features.
         projection: [D, D] from :func:`clipadapt.reclip.text_projection`.
+        k: neighbours per node in the graph.
+        alpha, max_iter, tol, dtype: the propagation (see :func:`clipadapt.label_propagation`).
         with_centroids: also compute the cluster centroids (the V branch's classifier).
         empty_centroid: a class that no node is predicted as gets a NaN centroid (``"nan"``,
             what the released code does) or keeps its text node's embedding (``"text"``).
     """
+    _validate.choice(empty_centroid, "empty_centroid", EMPTY_CENTROIDS)
+    graph = knn_graph(pseudo_label_nodes(text_nodes, image_features, projection), k, metric="cosine")
+    return pseudo_labels_from_graph(graph, text_nodes, image_features, alpha=alpha, max_iter=max_iter, tol=tol,
+                                    dtype=dtype, with_centroids=with_centroids, empty_centroid=empty_centroid)
+
+
+def pseudo_label_nodes(text_nodes: torch.Tensor, image_features: torch.Tensor,
+                       projection: torch.Tensor) -> torch.Tensor:
+    """The graph's nodes, text nodes first: [text_nodes; image_features] projected with P in
+    float16 and L2-normalised, as released; float32 [C + N, D] on the text nodes' device."""
     if text_nodes.shape[1] != image_features.shape[1] or projection.shape != (text_nodes.shape[1],) * 2:
         raise ValueError("text_nodes, image_features and projection: dimensions disagree "
                          f"({tuple(text_nodes.shape)}, {tuple(image_features.shape)}, {tuple(projection.shape)})")
-    if empty_centroid not in ("nan", "text"):
-        raise ValueError(f"empty_centroid: use 'nan' or 'text', got {empty_centroid!r}")
-    classes = text_nodes.shape[0]
-    nodes = torch.cat([text_nodes, image_features.to(text_nodes.dtype)])
-    # As released: project and normalise in float16, then continue in float32.
+    nodes = _unprojected_nodes(text_nodes, image_features)
     projected = nodes.half() @ projection.to(device=nodes.device, dtype=torch.float16)
-    projected = torch.nn.functional.normalize(projected, dim=1).float()
-    seeds = torch.full((nodes.shape[0],), -1, dtype=torch.int64, device=nodes.device)
-    seeds[:classes] = torch.arange(classes, device=nodes.device)
-    result = label_propagation(projected, seeds, k=k, alpha=alpha, max_iter=max_iter, tol=tol, precision=precision,
+    return torch.nn.functional.normalize(projected, dim=1).float()
+
+
+def pseudo_labels_from_graph(graph: KnnGraph | CsrMatrix, text_nodes: torch.Tensor, image_features: torch.Tensor,
+                             *, alpha: float = 0.99, max_iter: int = 20, tol: float = 1e-6, dtype: Dtype = "float64",
+                             with_centroids: bool = False, empty_centroid: EmptyCentroid = "nan") -> PseudoLabels:
+    """The pseudo labels of :func:`propagate_pseudo_labels` given the k-NN graph of its
+    :func:`pseudo_label_nodes` (or that graph's normalised affinity S, from
+    :func:`clipadapt.affinity`): class c seeded at node c, then
+    :func:`clipadapt.label_propagation`. Arguments as :func:`propagate_pseudo_labels`."""
+    _validate.choice(empty_centroid, "empty_centroid", EMPTY_CENTROIDS)
+    classes = text_nodes.shape[0]
+    n = classes + image_features.shape[0]
+    seeds = torch.full((n,), -1, dtype=torch.int64, device=text_nodes.device)
+    seeds[:classes] = torch.arange(classes, device=text_nodes.device)
+    result = label_propagation(graph, seeds, alpha=alpha, max_iter=max_iter, tol=tol, dtype=dtype,
                                n_classes=classes)
-    centroids = _centroids(nodes.float(), result.labels, text_nodes, empty_centroid) if with_centroids else None
+    centroids = None
+    if with_centroids:
+        nodes = _unprojected_nodes(text_nodes, image_features).float()
+        centroids = _centroids(nodes, result.labels, text_nodes, empty_centroid)
     return PseudoLabels(labels=result.labels[classes:], confidence=result.confidence[classes:], centroids=centroids,
                         node_labels=result.labels)
+
+
+def _unprojected_nodes(text_nodes: torch.Tensor, image_features: torch.Tensor) -> torch.Tensor:
+    return torch.cat([text_nodes, image_features.to(text_nodes.dtype)])
 
 
 def _centroids(nodes: torch.Tensor, labels: torch.Tensor, text_nodes: torch.Tensor,
