@@ -177,7 +177,7 @@ _EVERY_PRIMITIVE = """
 for metric in ("cosine", "ip", "l2"):
     out(*clipadapt.knn(q, x, 10, metric=metric))
     out(*clipadapt.assign(q, x[:64], metric=metric))
-    km = clipadapt.kmeans(x, 16, n_iter=5, metric=metric, seed=1)
+    km = clipadapt.kmeans(x, 16, max_iter=5, metric=metric, seed=1)
     out(km.centroids, km.assignments, km.inertia)
     index = clipadapt.IVFIndex(km.centroids, metric=metric).add(x)
     out(*index.search(q, 8, nprobe=3))

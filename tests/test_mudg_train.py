@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clipadapt.clip import load_clip, register_model_config
+from clipadapt.clip import DatasetPrompts, load_clip, register_model_config
 from clipadapt.mudg.augment import augmented_prompt
 from clipadapt.mudg.prompt import PromptedCLIP, context_token_ids, tokenize_prompts
-from clipadapt.mudg.train import (MUDG, MUDGConfig, batch_indices, ema_update, select_trainable, soft_cross_entropy,
-                                  soft_targets, teacher_probabilities, training_transform)
+from clipadapt.mudg.train import (MUDG, MUDGConfig, MUDGResult, batch_indices, ema_update, select_trainable,
+                                  soft_cross_entropy, soft_targets, teacher_probabilities, training_transform)
 
 
 def tiny_config(layers):
@@ -72,8 +72,12 @@ def config(**changes):
     return MUDGConfig(**{**settings, **changes})
 
 
+def prompts(classes=CLASSES, template=TEMPLATE):
+    return DatasetPrompts("colours", classes, [template])
+
+
 def trainer(clip, **changes):
-    return MUDG(clip, CLASSES, TEMPLATE, DESCRIPTORS, config(**changes))
+    return MUDG(clip, prompts(), DESCRIPTORS, config(**changes))
 
 
 # ---- the objective ------------------------------------------------------------------------------
@@ -182,7 +186,7 @@ def test_prompted_encoder_equals_encode_text_at_init_and_context_gets_gradient(t
 def test_trainable_parameters_exactly_as_specified():
     register_model_config("clipadapt-mudg-three", tiny_config(3))
     clip = load_clip("clipadapt-mudg-three")
-    mudg = MUDG(clip, CLASSES, TEMPLATE, DESCRIPTORS, config(vision_trainable_from=1, text_trainable_from=1))
+    mudg = MUDG(clip, prompts(), DESCRIPTORS, config(vision_trainable_from=1, text_trainable_from=1))
     mudg._setup()
     trainable = {name for name, p in mudg.student.named_parameters() if p.requires_grad}
     prefixes = ("model.visual.transformer.resblocks.1.", "model.visual.transformer.resblocks.2.",
@@ -251,7 +255,7 @@ def test_training_views_depend_on_seed_iteration_and_index_only(tiny_clip):
     in_process = trainer(tiny_clip, iterations=3).fit(NoisyColours(), progress=False)
     torch.manual_seed(123)  # the global generator's state must not matter either
     in_workers = trainer(tiny_clip, iterations=3, num_workers=2).fit(NoisyColours(), progress=False)
-    assert in_workers["loss_history"] == in_process["loss_history"]
+    assert in_workers.loss_history == in_process.loss_history
 
 
 def test_evaluation_uses_the_ema_model(tiny_clip):
@@ -281,7 +285,8 @@ def test_fit_writes_result_plot_and_checkpoint(tiny_clip, tmp_path):
     result = trainer(tiny_clip, iterations=4, eval_every=2).fit(NoisyColours(), test_set, out_dir=tmp_path,
                                                                 progress=False)
     stored = json.loads((tmp_path / "result.json").read_text())
-    assert stored == json.loads(json.dumps(result))
+    assert isinstance(result, MUDGResult) and stored == json.loads(json.dumps(result.to_dict()))
+    assert (stored["method"], stored["classes"], stored["classnames"]) == ("MUDG", 3, CLASSES)
     assert [e["iteration"] for e in stored["evaluations"]] == [0, 2, 4]
     assert stored["zero_shot_accuracy"] == {k: stored["evaluations"][0][k] for k in ("plain", "descriptors")}
     assert stored["final_accuracy"] == {k: stored["evaluations"][-1][k] for k in ("plain", "descriptors")}
@@ -295,8 +300,8 @@ def test_fit_writes_result_plot_and_checkpoint(tiny_clip, tmp_path):
 def test_training_fits_separable_pseudo_labels(tiny_clip):
     mudg = trainer(tiny_clip, iterations=30, lr=0.03, mix=0.0, ema_decay=0.5)
     result = mudg.fit(NoisyColours(n=48), fixed_noisy_colours(48), progress=False)
-    assert result["final_accuracy"]["descriptors"] >= 90.0, result["evaluations"]
-    assert np.mean(result["loss_history"][-5:]) < 0.7 * np.mean(result["loss_history"][:5]), result["loss_history"]
+    assert result.final_accuracy["descriptors"] >= 90.0, result.evaluations
+    assert np.mean(result.loss_history[-5:]) < 0.7 * np.mean(result.loss_history[:5]), result.loss_history
 
 
 class Interrupted(Exception):
@@ -329,8 +334,8 @@ def test_resume_reproduces_an_uninterrupted_run(tiny_clip, tmp_path, monkeypatch
     result = resumed.fit(NoisyColours(), test_set, out_dir=tmp_path / "resumed", resume=True, progress=False)
 
     assert resumed_iterations == [2, 3, 4], "continues after the checkpoint of iteration 2"
-    assert result["loss_history"] == expected["loss_history"]
-    assert result["evaluations"] == expected["evaluations"]
+    assert result.loss_history == expected.loss_history
+    assert result.evaluations == expected.evaluations
     for (name, value), other in zip(resumed.ema.state_dict().items(), straight.ema.state_dict().values()):
         assert torch.equal(value, other), name
     with pytest.raises(ValueError, match="mix"):
@@ -356,23 +361,23 @@ def test_training_transform_from_the_test_preprocess(tiny_clip):
 
 
 def test_bad_inputs(tiny_clip, caplog):
-    with pytest.raises(ValueError, match="classnames"):
-        MUDG(tiny_clip, ["only"], TEMPLATE, DESCRIPTORS, config())
+    with pytest.raises(ValueError, match="prompts: need at least 2 classes"):
+        MUDG(tiny_clip, prompts(classes=["only"]), DESCRIPTORS, config())
     for template, fix in (("the photo of a {}.", "context"), ("a photo of a {}", "punctuation"),
                           ("a photo of a {} {}.", "exactly one")):
         with pytest.raises(ValueError, match=fix):
-            MUDG(tiny_clip, CLASSES, template, DESCRIPTORS, config())
+            MUDG(tiny_clip, prompts(template=template), DESCRIPTORS, config())
     with pytest.raises(ValueError, match="tokenise"):
-        MUDG(tiny_clip, CLASSES, "a photo ofa {}.", DESCRIPTORS, config(context="a photo of"))
+        MUDG(tiny_clip, prompts(template="a photo ofa {}."), DESCRIPTORS, config(context="a photo of"))
     for descriptors in ([], ", which is big.", [", "]):
         with pytest.raises(ValueError, match="descriptors"):
-            MUDG(tiny_clip, CLASSES, TEMPLATE, descriptors, config())
+            MUDG(tiny_clip, prompts(), descriptors, config())
     for field, value in (("mix", 1.5), ("iterations", 0), ("ema_decay", 1.0), ("amp", "fp8"), ("eval_every", 0)):
         with pytest.raises(ValueError, match=field):
-            MUDG(tiny_clip, CLASSES, TEMPLATE, DESCRIPTORS, config(**{field: value}))
+            MUDG(tiny_clip, prompts(), DESCRIPTORS, config(**{field: value}))
     with pytest.raises(TypeError, match="standard CLIP"):
         not_clip = type(tiny_clip)(torch.nn.Linear(2, 2), None, tiny_clip.tokenizer, "x", "random", "gelu")
-        MUDG(not_clip, CLASSES, TEMPLATE, DESCRIPTORS, config())
+        MUDG(not_clip, prompts(), DESCRIPTORS, config())
     mudg = trainer(tiny_clip, iterations=1)
     with pytest.raises(ValueError, match="train_set: is empty"):
         mudg.fit(torch.utils.data.TensorDataset(torch.zeros(0, 3, 16, 16), torch.zeros(0)), progress=False)
@@ -383,9 +388,9 @@ def test_bad_inputs(tiny_clip, caplog):
     with pytest.raises(ValueError, match="mode"):
         mudg.predict(NoisyColours(), mode="ensemble")
     with caplog.at_level(logging.INFO, logger="clipadapt.mudg.train"):
-        assert MUDG(tiny_clip, CLASSES, TEMPLATE, DESCRIPTORS, config(n_descriptors=8)).descriptors == DESCRIPTORS
+        assert MUDG(tiny_clip, prompts(), DESCRIPTORS, config(n_descriptors=8)).descriptors == DESCRIPTORS
     assert "fewer than n_descriptors=8" in caplog.text
-    assert MUDG(tiny_clip, CLASSES, TEMPLATE, DESCRIPTORS, config(n_descriptors=2)).descriptors == DESCRIPTORS[:2]
+    assert MUDG(tiny_clip, prompts(), DESCRIPTORS, config(n_descriptors=2)).descriptors == DESCRIPTORS[:2]
 
 
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])

@@ -66,6 +66,7 @@ def test_imagenet_class_folders_get_imagenets_prompts(tmp_path, model_options):
 
 
 def test_k_beyond_the_graph_is_refused_before_any_work(tmp_path, model_options):
+    from clipadapt.clip import DatasetPrompts
     from clipadapt.clip.data import load_target
     from clipadapt.reclip import ReCLIP, ReCLIPConfig
 
@@ -74,4 +75,5 @@ def test_k_beyond_the_graph_is_refused_before_any_work(tmp_path, model_options):
     dataset = load_target(tmp_path / "images", transform=clip.preprocess)
     with pytest.raises(ValueError, match=r"config.k: the label-propagation graph has 8 nodes .* lower it "
                        r"\(clipadapt reclip --k\)"):
-        ReCLIP(clip, ["red", "green"], ["a {}."], ReCLIPConfig(k=20)).fit(dataset, progress=False)
+        ReCLIP(clip, DatasetPrompts("colours", ["red", "green"], ["a {}."]), ReCLIPConfig(k=20)).fit(dataset,
+                                                                                                   progress=False)

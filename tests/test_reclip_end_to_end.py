@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from clipadapt.clip import load_clip, register_model_config
+from clipadapt.clip import DatasetPrompts, load_clip, register_model_config
 from clipadapt.reclip import ReCLIP, ReCLIPConfig
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -67,8 +67,9 @@ def digits_clip_and_target():
 def test_reclip_raises_target_accuracy_over_zero_shot(digits_clip_and_target, tmp_path):
     clip, target = digits_clip_and_target
     config = ReCLIPConfig(epochs=6, batch_size=64, k=10, lr_visual=0.01, lr_text=0.01, visual_loss="mean", seed=0)
-    result = ReCLIP(clip, NAMES, TEMPLATES, config).fit(target, out_dir=tmp_path, progress=False)
-    zero_shot = result["zero_shot_accuracy"]
+    result = ReCLIP(clip, DatasetPrompts("digits", NAMES, TEMPLATES), config).fit(target, out_dir=tmp_path,
+                                                                                 progress=False)
+    zero_shot = result.zero_shot_accuracy
     assert 40.0 < zero_shot < 70.0, "the shift should hurt the pre-trained model without destroying it"
-    assert result["final_accuracy"]["combined"] >= zero_shot + 3.0, result
-    assert result["best_epoch_accuracy"] >= zero_shot + 3.0, result
+    assert result.final_accuracy["combined"] >= zero_shot + 3.0, result
+    assert result.best_epoch_accuracy >= zero_shot + 3.0, result

@@ -1,12 +1,13 @@
 """ReCLIP training-loop mechanics on a tiny random CLIP: outputs, LayerNorm-only updates,
 checkpoint/resume reproducibility. (Adaptation quality is tested end to end separately.)"""
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
 
-from clipadapt.clip import load_clip, register_model_config
-from clipadapt.reclip import ReCLIP, ReCLIPConfig
+from clipadapt.clip import DatasetPrompts, load_clip, register_model_config
+from clipadapt.reclip import ReCLIP, ReCLIPConfig, ReCLIPResult
 from clipadapt.reclip.branches import layer_norm_parameters
 
 TINY = {
@@ -16,6 +17,7 @@ TINY = {
 }
 CLASSES = ["red", "green", "blue"]
 TEMPLATES = ["a photo of {}.", "a {} image."]
+PROMPTS = DatasetPrompts("colours", CLASSES, TEMPLATES)
 
 
 class ColourPatches(torch.utils.data.Dataset):
@@ -43,14 +45,15 @@ def tiny_clip():
 
 def run(tiny_clip, out, epochs, resume=False):
     config = ReCLIPConfig(epochs=epochs, batch_size=32, k=10, lr_visual=0.05, lr_text=0.05, empty_centroid="text")
-    return ReCLIP(tiny_clip, CLASSES, TEMPLATES, config).fit(ColourPatches(), out_dir=out, resume=resume,
-                                                            progress=False)
+    return ReCLIP(tiny_clip, PROMPTS, config).fit(ColourPatches(), out_dir=out, resume=resume, progress=False)
 
 
 def test_fit_writes_result_plot_and_checkpoint(tiny_clip, tmp_path):
     result = run(tiny_clip, tmp_path, epochs=2)
-    assert [r["epoch"] for r in result["history"]] == [0, 1]
+    assert isinstance(result, ReCLIPResult) and [r.epoch for r in result.history] == [0, 1]
     stored = json.loads((tmp_path / "result.json").read_text())
+    assert stored == json.loads(json.dumps(result.to_dict()))
+    assert (stored["method"], stored["classes"], stored["config"]["k"]) == ("ReCLIP", 3, 10)
     assert stored["best_epoch_accuracy"] == max(r["accuracy_combined"] for r in stored["history"])
     assert set(stored["final_accuracy"]) == {"text", "visual", "combined"}
     assert {"evaluate", "label_propagation", "train"} <= set(stored["history"][0]["seconds"])
@@ -62,7 +65,7 @@ def test_fit_writes_result_plot_and_checkpoint(tiny_clip, tmp_path):
 
 
 def test_only_layer_norms_train(tiny_clip, tmp_path):
-    trainer = ReCLIP(tiny_clip, CLASSES, TEMPLATES,
+    trainer = ReCLIP(tiny_clip, PROMPTS,
                      ReCLIPConfig(epochs=1, batch_size=32, k=10, lr_visual=0.5, lr_text=0.5, empty_centroid="text"))
     trainer.fit(ColourPatches(), progress=False)
     original = tiny_clip.model.state_dict()
@@ -78,7 +81,7 @@ def test_only_layer_norms_train(tiny_clip, tmp_path):
 
 def test_branches_share_the_frozen_weights_and_leave_the_model_unchanged(tiny_clip):
     before = {name: tensor.clone() for name, tensor in tiny_clip.model.state_dict().items()}
-    trainer = ReCLIP(tiny_clip, CLASSES, TEMPLATES,
+    trainer = ReCLIP(tiny_clip, PROMPTS,
                      ReCLIPConfig(epochs=1, batch_size=32, k=10, lr_visual=0.5, lr_text=0.5, empty_centroid="text"))
     trainer.fit(ColourPatches(), progress=False)
     model = tiny_clip.model
@@ -92,7 +95,7 @@ def test_branches_share_the_frozen_weights_and_leave_the_model_unchanged(tiny_cl
 
 
 def test_checkpoint_holds_only_the_trained_layer_norms(tiny_clip, tmp_path):
-    trainer = ReCLIP(tiny_clip, CLASSES, TEMPLATES, ReCLIPConfig(epochs=1, batch_size=32, k=10, empty_centroid="text"))
+    trainer = ReCLIP(tiny_clip, PROMPTS, ReCLIPConfig(epochs=1, batch_size=32, k=10, empty_centroid="text"))
     trainer.fit(ColourPatches(), out_dir=tmp_path, progress=False)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     for key, branch in (("visual_model", trainer.visual_model), ("text_model", trainer.text_model)):
@@ -111,15 +114,16 @@ def test_resume_refuses_a_checkpoint_of_another_model(tiny_clip, tmp_path):
         run(tiny_clip, tmp_path, epochs=2, resume=True)
 
 
-@pytest.mark.parametrize("rule, first_prompt", [("released", "a photo of ['red', 'crimson']."),
-                                                ("first", "a photo of red.")])
-def test_class_synonyms(tiny_clip, rule, first_prompt):
+@pytest.mark.parametrize("rule, first_prompts", [
+    ("released", ["a photo of ['red', 'crimson'].", "a photo of ['green'].", "a photo of ['blue']."]),
+    ("first", ["a photo of red.", "a photo of green.", "a photo of blue."])])
+def test_class_synonyms(tiny_clip, rule, first_prompts):
     from clipadapt.clip.encode import encode_texts
 
-    classes = [("red", "crimson"), "green", "blue"]
-    trainer = ReCLIP(tiny_clip, classes, TEMPLATES, ReCLIPConfig(synonym_prompt=rule))
+    prompts = DatasetPrompts("colours", CLASSES, TEMPLATES, synonyms=(("red", "crimson"), ("green",), ("blue",)))
+    trainer = ReCLIP(tiny_clip, prompts, ReCLIPConfig(synonym_prompt=rule))
     trainer._setup()
-    assert trainer.first_prompts == [first_prompt, "a photo of green.", "a photo of blue."]
+    assert trainer.first_prompts == first_prompts
     prompts = ["a photo of red.", "a photo of crimson.", "a red image.", "a crimson image."]
     expected = torch.nn.functional.normalize(encode_texts(tiny_clip, prompts).mean(0), dim=0)
     torch.testing.assert_close(trainer.initial_text[0], expected)
@@ -130,14 +134,14 @@ def test_resume_continues_exactly(tiny_clip, tmp_path):
     run(tiny_clip, tmp_path / "interrupted", epochs=1)
     resumed = run(tiny_clip, tmp_path / "interrupted", epochs=3, resume=True)
     def without_timings(history):
-        return [{key: value for key, value in record.items() if key != "seconds"} for record in history]
+        return [{key: value for key, value in asdict(record).items() if key != "seconds"} for record in history]
 
-    assert without_timings(resumed["history"]) == without_timings(straight["history"])
-    assert resumed["final_accuracy"] == straight["final_accuracy"]
+    assert without_timings(resumed.history) == without_timings(straight.history)
+    assert resumed.final_accuracy == straight.final_accuracy
 
 
 def test_bad_configuration():
-    with pytest.raises(ValueError, match="classnames"):
-        ReCLIP(None, ["only"], TEMPLATES)
-    with pytest.raises(ValueError, match="templates"):
-        ReCLIP(None, CLASSES, ["no placeholder"])
+    with pytest.raises(ValueError, match="prompts: need at least 2 classes, got 1"):
+        ReCLIP(None, DatasetPrompts("one", ["only"], TEMPLATES))
+    with pytest.raises(TypeError, match="prompts: expected a clipadapt.clip.DatasetPrompts"):
+        ReCLIP(None, CLASSES)

@@ -11,10 +11,11 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+from clipadapt import _validate
 from clipadapt.clip._torchvision import import_torchvision
 
 import_torchvision()
@@ -30,6 +31,9 @@ OPENAI_ONLY_KEYS = ("input_resolution", "context_length", "vocab_size")
 # The Hugging Face repositories of OpenAI's weights in open_clip's layout end in ".openai"
 # (timm/vit_large_patch14_clip_224.openai); the hub cache keeps that name in the file's path.
 OPENAI_HUB_SUFFIX = ".openai"
+WeightsDtype = Literal["float32", "float16", "bfloat16"]
+# open_clip's names of the parameter dtypes (its create_model "precision").
+_OPEN_CLIP_PRECISIONS = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
 
 @dataclass
@@ -68,7 +72,7 @@ def register_model_config(name: str, config: dict[str, Any]) -> None:
 
 
 def load_clip(architecture: str, *, pretrained: str | None = None, weights: str | os.PathLike | None = None,
-              device: str = "cpu", precision: str = "fp32", quick_gelu: bool | None = None) -> ClipModel:
+              device: str = "cpu", dtype: WeightsDtype = "float32", quick_gelu: bool | None = None) -> ClipModel:
     """Load an open_clip model.
 
     Args:
@@ -77,7 +81,8 @@ def load_clip(architecture: str, *, pretrained: str | None = None, weights: str 
         pretrained: a pretrained tag such as ``"openai"``, fetched from the hub (or its cache).
         weights: a local ``.bin`` / ``.safetensors`` / ``.pt`` file instead of a tag: open_clip's
             state dict, or OpenAI's own checkpoint (its TorchScript ``.pt`` archive or state dict).
-        device, precision: where and in which precision ("fp32", "fp16", "bf16") to load.
+        device: where to load the model.
+        dtype: the dtype of its parameters: ``"float32"``, ``"float16"`` or ``"bfloat16"``.
         quick_gelu: build the towers with QuickGELU (True) or GELU (False). ``None`` follows
             the weights: a tag's own setting (``"openai"``: QuickGELU); for a file, QuickGELU
             when it is an OpenAI checkpoint (TorchScript archive, or a state dict with OpenAI's
@@ -90,6 +95,7 @@ def load_clip(architecture: str, *, pretrained: str | None = None, weights: str 
     """
     if pretrained is not None and weights is not None:
         raise ValueError("pretrained and weights: give one or the other, not both")
+    precision = _OPEN_CLIP_PRECISIONS[_validate.choice(dtype, "dtype", tuple(_OPEN_CLIP_PRECISIONS))]
     if architecture not in open_clip.list_models():
         close = difflib.get_close_matches(architecture, open_clip.list_models(), n=5)
         raise ValueError(f"architecture: unknown open_clip model {architecture!r}; close matches: {close}")

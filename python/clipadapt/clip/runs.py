@@ -1,12 +1,14 @@
-"""Run-directory helpers shared by the training loops (ReCLIP, MUDG)."""
+"""Helpers shared by the training loops (ReCLIP, MUDG): their prompts argument and run directories."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from clipadapt._files import atomic_path
+from clipadapt.clip.prompts import DatasetPrompts
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -17,3 +19,19 @@ def save_checkpoint(state: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / CHECKPOINT) as partial:
         torch.save(state, partial)
+
+
+def check_prompts(prompts: Any) -> DatasetPrompts:
+    """``prompts`` when it is a :class:`DatasetPrompts` of at least two classes, as the methods take it."""
+    if not isinstance(prompts, DatasetPrompts):
+        raise TypeError(f"prompts: expected a clipadapt.clip.DatasetPrompts (get_prompts(dataset), from_folder(...) "
+                        f"or DatasetPrompts(name, classnames, templates)), got {type(prompts).__name__}")
+    if prompts.num_classes < 2:
+        raise ValueError(f"prompts: need at least 2 classes, got {prompts.num_classes}")
+    return prompts
+
+
+def write_result(out: Path, result: dict[str, Any]) -> None:
+    """Write a run's ``result.json`` (indented) to ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result, indent=2))

@@ -167,7 +167,7 @@ def run_index(args: argparse.Namespace) -> int:
     _start("index")
     if args.threads is not None:
         set_num_threads(args.threads)
-    settings = dict(n_clusters=args.clusters, n_iter=args.iters, clustering=args.clustering, seed=args.seed,
+    settings = dict(n_clusters=args.clusters, max_iter=args.iters, clustering=args.clustering, seed=args.seed,
                     resume=not args.rebuild)
     if os.environ.get("WORLD_SIZE"):  # launched by torchrun: every rank builds its shard (README.md)
         from clipadapt.distributed.mudg import build_index as build_on_group, process_group_from_environment
@@ -189,7 +189,7 @@ def run_retrieve(args: argparse.Namespace) -> int:
     from clipadapt.mudg.corpus import SourceCorpus
     from clipadapt.mudg.index import MudgIndex
     from clipadapt.mudg.presets import preset_key, resolve
-    from clipadapt.mudg.retrieve import retrieve
+    from clipadapt.mudg.retrieve import retrieve_training_set
 
     _start("retrieve")
     preset = args.preset or (preset_key(args.dataset) if args.dataset else None)
@@ -215,8 +215,8 @@ def run_retrieve(args: argparse.Namespace) -> int:
                                   n_clusters=args.rank_clusters, repeats=args.rank_repeats, seed=args.seed)
         descriptors = ranked.descriptors
     save_ranking(out / RANKING_FILE, descriptors)
-    selection = retrieve(index, corpus, encode, classnames, args.template, descriptors,
-                         k=args.k, nprobe=args.nprobe, threshold=args.threshold, seed=args.seed, **sizes)
+    selection = retrieve_training_set(index, corpus, encode, classnames, args.template, descriptors, k=args.k,
+                                      nprobe=args.nprobe, threshold=args.threshold, seed=args.seed, **sizes)
     if not len(selection.ids):
         raise SystemExit(f"--threshold: no retrieved image passed the filter (cosine > {args.threshold}) for any "
                          "class; nothing to train on. Lower --threshold, retrieve more (--k, --nprobe) or use a "
@@ -231,6 +231,7 @@ def run_retrieve(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     """Fine-tune on the selection, evaluate on ``--test``; print the summary."""
     from clipadapt.clip.data import load_target
+    from clipadapt.clip.prompts import DatasetPrompts
     from clipadapt.mudg.augment import load_ranking
     from clipadapt.mudg.retrieve import SelectedImages, load_selection
     from clipadapt.mudg.presets import preset_key, resolve
@@ -256,9 +257,10 @@ def run_train(args: argparse.Namespace) -> int:
                         mix=args.mix, n_descriptors=args.n_descriptors, vision_trainable_from=args.vision_trainable_from,
                         text_trainable_from=args.text_trainable_from, amp=amp_from_arguments(args), seed=args.seed,
                         device=args.device, num_workers=args.workers)
-    result = MUDG(clip, classnames, template, load_ranking(selection_dir / RANKING_FILE), config).fit(
+    prompts = DatasetPrompts(selection_dir.name, classnames, (template,))
+    result = MUDG(clip, prompts, load_ranking(selection_dir / RANKING_FILE), config).fit(
         train_set, test_set, out_dir=args.out, resume=args.resume)
-    print(json.dumps({key: result[key] for key in ("zero_shot_accuracy", "final_accuracy")}, indent=2))
+    print(json.dumps({key: getattr(result, key) for key in ("zero_shot_accuracy", "final_accuracy")}, indent=2))
     print(f"result: {Path(args.out) / 'result.json'}, curves: {Path(args.out) / 'curves.png'}")
     return 0
 

@@ -79,9 +79,9 @@ def run_reclip(args: argparse.Namespace) -> int:
                           device=args.device, num_workers=args.workers)
     dataset_id = str(Path(args.dataset).resolve()) if folder else \
         f"{args.dataset}:{args.split or next(iter(TARGETS[args.dataset]))}@{args.root}"
-    result = ReCLIP(clip, prompts.classes_with_synonyms, prompts.templates, config).fit(
+    result = ReCLIP(clip, prompts, config).fit(
         dataset, out_dir=args.out, resume=args.resume, dataset_id=dataset_id)
-    print(json.dumps({key: result[key] for key in ("zero_shot_accuracy", "best_epoch_accuracy", "best_epoch",
+    print(json.dumps({key: getattr(result, key) for key in ("zero_shot_accuracy", "best_epoch_accuracy", "best_epoch",
                                                    "final_accuracy")}, indent=2))
     print(f"result: {Path(args.out) / 'result.json'}, curves: {Path(args.out) / 'curves.png'}")
     return 0

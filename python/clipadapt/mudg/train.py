@@ -5,7 +5,6 @@ result and a PNG plot, reproducible from a seed)."""
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -22,7 +21,8 @@ from tqdm.auto import tqdm
 from clipadapt.clip._torchvision import import_torchvision
 from clipadapt.clip.amp import autocast
 from clipadapt.clip.models import ClipModel
-from clipadapt.clip.runs import save_checkpoint
+from clipadapt.clip.prompts import DatasetPrompts
+from clipadapt.clip.runs import check_prompts, save_checkpoint, write_result
 from clipadapt.mudg.augment import augmented_prompt
 from clipadapt.mudg.prompt import PromptedCLIP, check_standard_clip, check_template, context_token_ids, tokenize_prompts
 
@@ -253,11 +253,48 @@ def evaluation_transform(preprocess: Any, *, interpolation: Literal["bilinear", 
 
 # ---- the trainer ------------------------------------------------------------------------------
 
+@dataclass
+class MUDGResult:
+    """What :meth:`MUDG.fit` returns; :meth:`to_dict` is the run's ``result.json``.
+
+    Attributes:
+        architecture, weights, activation: the CLIP model fine-tuned (:meth:`ClipModel.identity`).
+        classnames: the classes; template: the prompt template; descriptors: those used.
+        config: the hyper-parameters; trainable_parameters: how many parameters trained.
+        zero_shot_accuracy, final_accuracy: ``{"plain", "descriptors"}`` accuracies (%) before
+            training and after the last iteration (None without a test set).
+        evaluations: every evaluation, ``{"iteration", "plain", "descriptors"}``.
+        loss_history: the training loss of each iteration.
+        seconds: wall-clock seconds of ``setup``, ``train`` and ``evaluate``.
+    """
+
+    architecture: str
+    weights: str
+    activation: str
+    classnames: list[str]
+    template: str
+    descriptors: list[str]
+    config: MUDGConfig
+    trainable_parameters: int
+    zero_shot_accuracy: dict[str, float] | None
+    final_accuracy: dict[str, float] | None
+    evaluations: list[dict[str, float]]
+    loss_history: list[float]
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready plain values (``method``, ``classes`` added)."""
+        return {"method": "MUDG", "classes": len(self.classnames), **asdict(self)}
+
+
 class MUDG:
     """MUDG fine-tuning of a CLIP model on a pseudo-labelled training set (mudg.md §5).
 
-    Usage: ``MUDG(clip, classnames, "a photo of a {}.", descriptors).fit(train_set, test_set,
-    out_dir="runs/pets")``. ``train_set`` yields (image tensor, pseudo label), typically with
+    Usage: ``MUDG(clip, prompts, descriptors).fit(train_set, test_set, out_dir="runs/pets")``.
+    ``prompts`` (a :class:`~clipadapt.clip.DatasetPrompts`, as :class:`clipadapt.reclip.ReCLIP`
+    takes it) gives the class names and the template, ``templates[0]`` (e.g. ``"a photo of a
+    {}."``; MUDG prompts with one template, as ReCLIP-T does); it must start with
+    ``config.context``. ``train_set`` yields (image tensor, pseudo label), typically with
     :func:`training_transform`; ``test_set`` yields (image tensor, label) with
     ``clip.preprocess``. ``descriptors`` are ranked descriptor strings as stored by the
     augmentation step (", which ..."); the first ``config.n_descriptors`` are used.
@@ -265,15 +302,15 @@ class MUDG:
     teacher, and the student and its EMA are copies.
     """
 
-    def __init__(self, clip: ClipModel, classnames: Sequence[str], template: str, descriptors: Sequence[str],
+    def __init__(self, clip: ClipModel, prompts: DatasetPrompts, descriptors: Sequence[str],
                  config: MUDGConfig | None = None):
         self.config = config or MUDGConfig()
         self.config.check()
-        if len(classnames) < 2:
-            raise ValueError(f"classnames: need at least 2 classes, got {len(classnames)}")
+        self.prompts = check_prompts(prompts)
+        template = prompts.templates[0]
         check_template(template, self.config.context)
         check_standard_clip(clip.model)
-        self.clip, self.classnames, self.template = clip, list(classnames), template
+        self.clip, self.classnames, self.template = clip, list(prompts.classnames), template
         self.descriptors = self._chosen_descriptors(descriptors)
         self.context_ids = context_token_ids(clip.model, clip.tokenizer, self.config.context)
         self.plain_tokens = tokenize_prompts(clip.tokenizer, self.plain_prompts(), self.context_ids)
@@ -313,7 +350,7 @@ class MUDG:
     # ---- the loop ---------------------------------------------------------------------------
 
     def fit(self, train_set: Any, test_set: Any = None, *, out_dir: str | Path | None = None, resume: bool = False,
-            progress: bool = True) -> dict[str, Any]:
+            progress: bool = True) -> MUDGResult:
         """Fine-tune for ``config.iterations`` steps; return the result (also written to
         ``out_dir/result.json`` with a plot ``out_dir/curves.png``). With ``resume=True`` the run
         continues from ``out_dir/checkpoint.pt`` and ends exactly as an uninterrupted run."""
@@ -478,20 +515,17 @@ class MUDG:
 
     # ---- results and checkpoints --------------------------------------------------------------
 
-    def _result(self) -> dict[str, Any]:
+    def _result(self) -> MUDGResult:
         by_iteration = {e["iteration"]: {"plain": e["plain"], "descriptors": e["descriptors"]}
                         for e in self.evaluations}
-        return {
-            "method": "MUDG", **self.clip.identity(),
-            "classes": len(self.classnames), "template": self.template, "descriptors": self.descriptors,
-            "config": asdict(self.config), "trainable_parameters": self.trainable_count,
-            "zero_shot_accuracy": by_iteration.get(0), "final_accuracy": by_iteration.get(self.config.iterations),
-            "evaluations": self.evaluations, "loss_history": self.losses, "seconds": self.seconds,
-        }
+        return MUDGResult(
+            **self.clip.identity(), classnames=self.classnames, template=self.template, descriptors=self.descriptors,
+            config=self.config, trainable_parameters=self.trainable_count, zero_shot_accuracy=by_iteration.get(0),
+            final_accuracy=by_iteration.get(self.config.iterations), evaluations=list(self.evaluations),
+            loss_history=list(self.losses), seconds=dict(self.seconds))
 
-    def _write_outputs(self, out: Path, result: dict[str, Any]) -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "result.json").write_text(json.dumps(result, indent=2))
+    def _write_outputs(self, out: Path, result: MUDGResult) -> None:
+        write_result(out, result.to_dict())
         plot_run(self.losses, self.evaluations, out / "curves.png", title=f"MUDG {self.clip.architecture}")
 
     def _state(self, iteration: int) -> dict[str, Any]:

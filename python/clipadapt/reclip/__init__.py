@@ -7,20 +7,24 @@ cross-modality self-training objectives (§4).
 from clipadapt.reclip.objectives import (agreement_mask, centroid_logits, combined_logits, epoch_count,
                                          text_branch_loss, visual_branch_loss)
 from clipadapt.reclip.projection import cut_dim_for, text_projection
-from clipadapt.reclip.pseudo_labels import PseudoLabels, propagate_pseudo_labels
-from clipadapt.reclip.trainer import EpochRecord, ReCLIP, ReCLIPConfig
+from clipadapt.reclip.pseudo_labels import (PseudoLabels, propagate_pseudo_labels, pseudo_label_nodes,
+                                           pseudo_labels_from_graph)
+from clipadapt.reclip.trainer import EpochRecord, ReCLIP, ReCLIPConfig, ReCLIPResult
 
 __all__ = [
     "EpochRecord",
     "PseudoLabels",
     "ReCLIP",
     "ReCLIPConfig",
+    "ReCLIPResult",
     "agreement_mask",
     "centroid_logits",
     "combined_logits",
     "cut_dim_for",
     "epoch_count",
     "propagate_pseudo_labels",
+    "pseudo_label_nodes",
+    "pseudo_labels_from_graph",
     "text_branch_loss",
     "text_projection",
     "visual_branch_loss",

@@ -2,7 +2,6 @@
 per-epoch checkpoints and resume, a JSON result and a PNG plot, reproducible from a seed."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,7 +15,8 @@ from tqdm.auto import tqdm
 from clipadapt.clip.amp import autocast
 from clipadapt.clip.data import image_features
 from clipadapt.clip.models import ClipModel
-from clipadapt.clip.runs import save_checkpoint
+from clipadapt.clip.prompts import DatasetPrompts
+from clipadapt.clip.runs import check_prompts, save_checkpoint, write_result
 from clipadapt.reclip.branches import (ClassName, encode_ensemble, encode_prompts, load_trained_state,
                                        single_template_prompts, text_branch, trained_state, visual_branch)
 from clipadapt.reclip.objectives import (LOGIT_SCALE, agreement_mask, centroid_logits, combined_logits, epoch_count,
@@ -34,10 +34,12 @@ class ReCLIPConfig:
     ``epochs=None`` applies the rule min(100, int(N/5000 + 2)). ``cut_dim=None`` applies 768, or
     250 above 500 classes: the released code runs with 768 for every dataset, and a comment there
     gives 250 for datasets with more than 500 classes, which we take to be how its ImageNet results
-    were made (pass ``cut_dim=768`` for the runnable default everywhere). ``k`` is the label
-    propagation's neighbours (20). ``visual_loss`` "released" keeps the released code's extra 1/B
-    in the V loss ("mean" removes it); ``empty_centroid`` "nan" is the released behaviour for a
-    class no node is predicted as ("text" keeps its text embedding). ``synonym_prompt``
+    were made (pass ``cut_dim=768`` for the runnable default everywhere). ``k``, ``alpha``,
+    ``max_iter`` and ``tol`` are the label propagation's (:func:`clipadapt.label_propagation`):
+    neighbours (20), strength, and its conjugate-gradient stopping rule. ``visual_loss``
+    "released" keeps the released code's extra 1/B in the V loss ("mean" removes it);
+    ``empty_centroid`` "nan" is the released behaviour for a class no node is predicted as
+    ("text" keeps its text embedding). ``synonym_prompt``
     "released" formats ReCLIP-T's single-template prompt of a class given by synonyms with the
     Python list, as the released code does (FER2013: "a photo of a ['happy', 'smiling'] looking
     face."); "first" uses its first synonym. ``amp`` "fp16" (default) autocasts the forwards on a
@@ -56,8 +58,8 @@ class ReCLIPConfig:
     k: int = 20
     alpha: float = 0.99
     cut_dim: int | None = None
-    lp_max_iter: int = 20
-    lp_tol: float = 1e-6
+    max_iter: int = 20
+    tol: float = 1e-6
     visual_loss: Literal["released", "mean"] = "released"
     empty_centroid: Literal["nan", "text"] = "nan"
     synonym_prompt: Literal["released", "first"] = "released"
@@ -82,6 +84,40 @@ class EpochRecord:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class ReCLIPResult:
+    """What :meth:`ReCLIP.fit` returns; :meth:`to_dict` is the run's ``result.json``.
+
+    Attributes:
+        architecture, weights, activation: the CLIP model adapted (:meth:`ClipModel.identity`).
+        classnames: the classes, each a name or its synonyms; templates: the prompt templates.
+        epochs: epochs run; config: the hyper-parameters; cut_dim: the projection's rank.
+        zero_shot_accuracy: combined accuracy (%) of the evaluation before the first epoch.
+        best_epoch_accuracy, best_epoch: the best epoch-start evaluation, as the released code
+            reports it (selected with the test labels).
+        final_accuracy: ``{"text", "visual", "combined"}`` accuracies (%) after the last epoch.
+        history: one :class:`EpochRecord` per epoch.
+    """
+
+    architecture: str
+    weights: str
+    activation: str
+    classnames: list[ClassName]
+    templates: list[str]
+    epochs: int
+    config: ReCLIPConfig
+    cut_dim: int
+    zero_shot_accuracy: float | None
+    best_epoch_accuracy: float | None
+    best_epoch: int | None
+    final_accuracy: dict[str, float]
+    history: list[EpochRecord]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready plain values (``method``, ``classes`` added)."""
+        return {"method": "ReCLIP", "classes": len(self.classnames), **asdict(self)}
+
+
 class _Indexed(torch.utils.data.Dataset):
     """(image, label, index): training batches look up their pseudo labels by dataset index."""
 
@@ -99,32 +135,29 @@ class _Indexed(torch.utils.data.Dataset):
 class ReCLIP:
     """Source-free adaptation of a CLIP model to an unlabelled target dataset (transductive).
 
-    Usage: ``ReCLIP(clip, classnames, templates).fit(dataset, out_dir="runs/cifar10")`` where
+    Usage: ``ReCLIP(clip, get_prompts("cifar10")).fit(dataset, out_dir="runs/cifar10")`` where
     ``dataset`` yields (preprocessed image tensor, label); labels are used for reporting only.
-    A class may be given by its synonyms (a sequence of names, e.g.
-    ``DatasetPrompts.classes_with_synonyms``): the text ensemble averages all of them. The two
-    branches share ``clip.model``'s frozen weights (set to ``requires_grad=False``) and own only
-    the LayerNorms they train.
+    ``prompts`` (a :class:`~clipadapt.clip.DatasetPrompts`, as :class:`clipadapt.mudg.MUDG`
+    takes it) gives the classes and the templates: the text ensemble averages every template
+    with every name of a class (its synonyms too), ReCLIP-T prompts with ``templates[0]``. The
+    two branches share ``clip.model``'s frozen weights (set to ``requires_grad=False``) and own
+    only the LayerNorms they train.
     """
 
-    def __init__(self, clip: ClipModel, classnames: Sequence[ClassName], templates: Sequence[str],
-                 config: ReCLIPConfig | None = None):
-        if len(classnames) < 2:
-            raise ValueError(f"classnames: need at least 2 classes, got {len(classnames)}")
-        if not templates or any(t.count("{}") != 1 for t in templates):
-            raise ValueError("templates: give at least one template, each with exactly one '{}'")
+    def __init__(self, clip: ClipModel, prompts: DatasetPrompts, config: ReCLIPConfig | None = None):
+        self.prompts = check_prompts(prompts)
         self.clip = clip
-        self.classnames = list(classnames)
-        self.templates = list(templates)
+        self.classnames: list[ClassName] = list(prompts.classes_with_synonyms)
+        self.templates = list(prompts.templates)
         self.config = config or ReCLIPConfig()
         self.history: list[EpochRecord] = []
 
     # ---- the loop -----------------------------------------------------------------------
 
     def fit(self, dataset: Any, *, out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
-            dataset_id: str = "target") -> dict[str, Any]:
-        """Adapt on ``dataset`` and return the result (also written to ``out_dir/result.json``).
-        ``dataset_id`` names the dataset in the feature cache key."""
+            dataset_id: str = "target") -> ReCLIPResult:
+        """Adapt on ``dataset`` and return the result (also written to ``out_dir/result.json``,
+        with a plot ``out_dir/curves.png``). ``dataset_id`` names the dataset in the feature cache key."""
         cfg = self.config
         self._check_neighbours(len(dataset))
         torch.manual_seed(cfg.seed)
@@ -228,7 +261,7 @@ class ReCLIP:
         text_logits, visual_logits, visual_features = self._logits(loader, frozen, progress)
         evaluated = time.perf_counter()
         cfg = self.config
-        options = dict(k=cfg.k, alpha=cfg.alpha, max_iter=cfg.lp_max_iter, tol=cfg.lp_tol)
+        options = dict(k=cfg.k, alpha=cfg.alpha, max_iter=cfg.max_iter, tol=cfg.tol)
         text_pseudo = propagate_pseudo_labels(self.text_nodes, frozen, self.text_projection, **options)
         visual_pseudo = propagate_pseudo_labels(self.initial_text, visual_features, self.visual_projection,
                                                 with_centroids=True, empty_centroid=cfg.empty_centroid, **options)
@@ -276,17 +309,14 @@ class ReCLIP:
         return {"text": _accuracy(text_logits, labels), "visual": _accuracy(visual_logits, labels),
                 "combined": _accuracy(combined_logits(text_logits, visual_logits), labels)}
 
-    def _result(self, epochs: int, final: dict[str, float]) -> dict[str, Any]:
+    def _result(self, epochs: int, final: dict[str, float]) -> ReCLIPResult:
         best = max(self.history, key=lambda r: r.accuracy_combined, default=None)
-        return {
-            "method": "ReCLIP", **self.clip.identity(),
-            "classes": len(self.classnames), "classnames": self.classnames, "templates": self.templates,
-            "epochs": epochs, "config": asdict(self.config), "cut_dim": self.cut_dim,
-            "zero_shot_accuracy": self.history[0].accuracy_combined if self.history else None,
-            "best_epoch_accuracy": best.accuracy_combined if best else None,  # released: selected with test labels
-            "best_epoch": best.epoch if best else None,
-            "final_accuracy": final, "history": [asdict(record) for record in self.history],
-        }
+        return ReCLIPResult(
+            **self.clip.identity(), classnames=self.classnames, templates=self.templates, epochs=epochs,
+            config=self.config, cut_dim=self.cut_dim,
+            zero_shot_accuracy=self.history[0].accuracy_combined if self.history else None,
+            best_epoch_accuracy=best.accuracy_combined if best else None,  # released: selected with test labels
+            best_epoch=best.epoch if best else None, final_accuracy=final, history=list(self.history))
 
     def _state(self, epoch: int) -> dict[str, Any]:
         """What resuming needs besides ``clip``: the trained LayerNorms only, not the model copies."""
@@ -318,9 +348,8 @@ class ReCLIP:
         log.info("resume: continuing after epoch %d from %s", state["epoch"], path)
         return state["epoch"] + 1
 
-    def _write_outputs(self, out: Path, result: dict[str, Any]) -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "result.json").write_text(json.dumps(result, indent=2))
+    def _write_outputs(self, out: Path, result: ReCLIPResult) -> None:
+        write_result(out, result.to_dict())
         plot_history(self.history, out / "curves.png", title=f"ReCLIP {self.clip.architecture}")
 
 
