@@ -360,6 +360,11 @@ def test_training_transform_from_the_test_preprocess(tiny_clip):
         training_transform(lambda image: image)
 
 
+def test_numpy_scalars_in_the_config_are_python_numbers():
+    settings = config(iterations=np.int64(4), batch_size=np.int32(8), lr=np.float32(0.5))
+    assert (type(settings.iterations), type(settings.batch_size), type(settings.lr)) == (int, int, float)
+
+
 def test_bad_inputs(tiny_clip, caplog):
     with pytest.raises(ValueError, match="prompts: need at least 2 classes"):
         MUDG(tiny_clip, prompts(classes=["only"]), DESCRIPTORS, config())

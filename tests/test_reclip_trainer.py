@@ -3,6 +3,7 @@ checkpoint/resume reproducibility. (Adaptation quality is tested end to end sepa
 import json
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 import torch
 
@@ -138,6 +139,12 @@ def test_resume_continues_exactly(tiny_clip, tmp_path):
 
     assert without_timings(resumed.history) == without_timings(straight.history)
     assert resumed.final_accuracy == straight.final_accuracy
+
+
+def test_numpy_scalars_in_the_config_are_python_numbers():
+    config = ReCLIPConfig(epochs=np.int64(1), batch_size=np.int32(32), k=np.uint8(10), alpha=np.float32(0.5))
+    assert (type(config.epochs), type(config.batch_size), type(config.k), type(config.alpha)) == (int, int, int, float)
+    assert config.alpha == 0.5
 
 
 def test_bad_configuration():

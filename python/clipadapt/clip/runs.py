@@ -1,10 +1,12 @@
 """Helpers shared by the training loops (ReCLIP, MUDG): their prompts argument and run directories."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from clipadapt._files import atomic_path
@@ -29,6 +31,15 @@ def check_prompts(prompts: Any) -> DatasetPrompts:
     if prompts.num_classes < 2:
         raise ValueError(f"prompts: need at least 2 classes, got {prompts.num_classes}")
     return prompts
+
+
+def plain_numbers(config: Any) -> None:
+    """Replace the numpy scalars among a config dataclass's fields by the Python numbers they
+    equal: torch (DataLoader's batch_size) and JSON (result.json) take only those."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, np.generic):
+            setattr(config, field.name, value.item())
 
 
 def write_result(out: Path, result: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from clipadapt.clip._torchvision import import_torchvision
 from clipadapt.clip.amp import autocast
 from clipadapt.clip.models import ClipModel
 from clipadapt.clip.prompts import DatasetPrompts
-from clipadapt.clip.runs import check_prompts, save_checkpoint, write_result
+from clipadapt.clip.runs import check_prompts, plain_numbers, save_checkpoint, write_result
 from clipadapt.mudg.augment import augmented_prompt
 from clipadapt.mudg.prompt import PromptedCLIP, check_standard_clip, check_template, context_token_ids, tokenize_prompts
 
@@ -77,6 +77,9 @@ class MUDGConfig:
     seed: int = 0
     device: str = "cpu"
     num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        plain_numbers(self)
 
     def check(self) -> None:
         """Raise ValueError naming the first field out of range."""

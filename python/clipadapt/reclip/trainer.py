@@ -16,7 +16,7 @@ from clipadapt.clip.amp import autocast
 from clipadapt.clip.data import image_features
 from clipadapt.clip.models import ClipModel
 from clipadapt.clip.prompts import DatasetPrompts
-from clipadapt.clip.runs import check_prompts, save_checkpoint, write_result
+from clipadapt.clip.runs import check_prompts, plain_numbers, save_checkpoint, write_result
 from clipadapt.reclip.branches import (ClassName, encode_ensemble, encode_prompts, load_trained_state,
                                        single_template_prompts, text_branch, trained_state, visual_branch)
 from clipadapt.reclip.objectives import (LOGIT_SCALE, agreement_mask, centroid_logits, combined_logits, epoch_count,
@@ -68,6 +68,9 @@ class ReCLIPConfig:
     seed: int = 0
     device: str = "cpu"
     num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        plain_numbers(self)
 
 
 @dataclass
