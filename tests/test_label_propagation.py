@@ -144,7 +144,7 @@ def test_block_cg_float32_close_to_float64():
 
 
 def reclip_dense_recipe(text, images, k=20, alpha=0.99):
-    """The released ReCLIP label propagation (reclip.md §3), dense and float64, written from the spec."""
+    """The released ReCLIP label propagation , dense and float64, written again from the released code."""
     x = np.concatenate([text, images]).astype(np.float64)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     a = (x @ x.T + 1) / 2

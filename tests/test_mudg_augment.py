@@ -1,4 +1,4 @@
-"""MUDG adaptive text augmentation against the specification (mudg.md §3)."""
+"""MUDG adaptive text augmentation against the released code's rules."""
 import numpy as np
 import pytest
 import torch
@@ -129,7 +129,7 @@ def test_ranking_file_round_trip_keeps_the_leading_comma(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Per-cluster similarity and scores (§3 steps 5-6)
+# Per-cluster similarity and scores
 
 def gram_mean(rows):
     """Reference s(g): the mean of all pairwise inner products, diagonal included, in float64."""
@@ -175,7 +175,7 @@ def random_problem(n_classes=12, n_candidates=9, d=16, seed=0):
 
 
 def reference_scores(vectors, classnames, clauses, assignments):
-    """§3 steps 5-6 in float64 from the float32 tower outputs: #clusters (>= 2 classes) with s_d < s_base."""
+    """The ranking score in float64 from the float32 tower outputs: #clusters (>= 2 classes) with s_d < s_base."""
     def tower(texts):
         return unit(unit(np.stack([vectors[t] for t in texts])).astype(np.float32))
 

@@ -1,4 +1,4 @@
-"""The MUDG source index: the pairing (caption -> nearest image, mudg.md §2.2 step 1) against a
+"""The MUDG source index: the pairing (caption -> nearest image) against a
 float64 oracle, the paired centroid update against a numpy re-implementation, the IVF lists,
 exactness at nprobe = K, save / load / resume, and bad inputs."""
 import json

@@ -1,4 +1,4 @@
-"""MUDG retrieval, rank pseudo-labels, filtering and per-class selection against the specification (mudg.md §4)."""
+"""MUDG retrieval, rank pseudo-labels, filtering and per-class selection against the released code's rules."""
 from collections import defaultdict
 
 import numpy as np

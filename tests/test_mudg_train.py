@@ -1,4 +1,4 @@
-"""MUDG fine-tuning (mudg.md §5) on tiny random CLIPs: the soft-target loss against float64
+"""MUDG fine-tuning on tiny random CLIPs: the soft-target loss against float64
 NumPy, the learnable prompt, the trainable parameter set, the teacher, descriptor cycling, EMA
 evaluation, exact resume, outputs and input validation."""
 import copy

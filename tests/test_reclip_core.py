@@ -1,4 +1,4 @@
-"""ReCLIP building blocks against the specification (reclip.md §2-§4)."""
+"""ReCLIP building blocks against the released code's rules: projection, pseudo labels, objectives."""
 import numpy as np
 import pytest
 import torch

@@ -32,7 +32,7 @@ DEVICES = ("cpu", "cuda")
 # Small enough for the plain `clipadapt bench` on 2 cores (~25 s, pairing and search dominate).
 DEFAULT_N, DEFAULT_D, DEFAULT_QUERIES = 20_000, 768, 200
 DEFAULT_NPROBES = (1, 2, 4, 8, 16, 32)
-# Top-K retrieved per query, as MUDG retrieves (mudg.md §2.4), and the recalls reported.
+# Top-K retrieved per query, as MUDG retrieves, and the recalls reported.
 K = 64
 RECALL_AT = (1, 10, 64)
 CORPUS_SHARDS = 4

@@ -1,5 +1,5 @@
 """ReCLIP pseudo-labelling benchmark: the step every ReCLIP epoch runs (projection + graph +
-propagation, reclip.md §2-§3), clipadapt's :func:`~clipadapt.reclip.propagate_pseudo_labels`
+propagation), clipadapt's :func:`~clipadapt.reclip.propagate_pseudo_labels`
 against a dense re-implementation of the released recipe.
 
 The nodes are ReCLIP's: M = C + N, first the C text nodes (the noise-free class directions of
@@ -128,7 +128,7 @@ class DenseGraph:
 
 def dense_recipe_step(text: Any, images: Any, *, cubic_degree: bool = True,
                       synchronize: Callable[[], None]) -> StepResult:
-    """The released ``perform_label_propagation(cluster_centriod=True)`` (reclip.md §2-§3):
+    """The released ``perform_label_propagation(cluster_centriod=True)``:
     fp16 projection on the nodes' device, then everything dense on the CPU; ``cubic_degree``
     forms the degrees as W @ ones(M, M) and S as D @ (W @ D), as released, else by row sums and
     broadcasting."""

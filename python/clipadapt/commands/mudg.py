@@ -1,4 +1,4 @@
-"""``clipadapt mudg corpus|index|retrieve|train``: the MUDG pipeline (spec: mudg.md) step by step.
+"""``clipadapt mudg corpus|index|retrieve|train``: the MUDG pipeline step by step.
 
 Each step reads the previous step's directory and writes its own, so a step can be re-run or
 resumed alone: corpus (embeddings of captioned images) -> index (caption->image pairing, paired

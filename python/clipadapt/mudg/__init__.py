@@ -1,4 +1,4 @@
-"""MUDG (Liao et al., ICLR 2025): multimodal unsupervised domain generalisation (spec: mudg.md).
+"""MUDG (Liao et al., ICLR 2025): multimodal unsupervised domain generalisation.
 
 The pipeline, one module per step: :mod:`~clipadapt.mudg.corpus` (the on-disk image-text source
 set), :mod:`~clipadapt.mudg.index` (caption -> image pairing, paired k-means, IVF lists),

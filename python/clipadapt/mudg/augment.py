@@ -1,4 +1,4 @@
-"""Adaptive text augmentation (mudg.md §3): rank class-agnostic clauses by how well they keep
+"""MUDG's adaptive text augmentation: rank class-agnostic clauses by how well they keep
 similar classes apart in CLIP's text space.
 
 Two forms of a descriptor, and which function takes which:
@@ -12,8 +12,8 @@ Two forms of a descriptor, and which function takes which:
 :func:`augmented_prompt` takes either form (one leading comma is dropped first), so the
 ranking prompts (``template(c)[:-1] + "," + clause``) and the retrieval queries come out as the
 same string, ``"a photo of a cow, which can be large or small."``. The official training code
-appends ``"," + ranked descriptor``, i.e. ``"a photo of a cow,, which ..."`` (mudg.md §5.2 step
-1, §7.3 item 7): ``double_comma=True`` reproduces it.
+appends ``"," + ranked descriptor`` when it builds its training prompts, i.e.
+``"a photo of a cow,, which ..."`` with two commas: ``double_comma=True`` reproduces it.
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def augmented_prompt(template: str, classname: str, descriptor: str, *, double_c
     ``descriptor`` is a clause or a ranked descriptor (one leading comma is dropped, so both give
     the same string); retrieval queries and the ranking use this form. ``double_comma=True`` gives
     the official training string ``template.format(classname)[:-1] + "," + ranked descriptor``:
-    ``"a photo of a cow,, which ..."`` (mudg.md §7.3 item 7), which CLIP's BPE encodes as ONE
+    ``"a photo of a cow,, which ..."``, which CLIP's BPE encodes as ONE
     token. The official evaluation instead inserts the descriptor's tokens after a comma token,
     i.e. two comma tokens: ``separate_commas=True`` (with ``double_comma``) writes ``", ,"``,
     which tokenises that way.
@@ -186,7 +186,7 @@ def check_ranked(descriptor: Any, where: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Ranking (mudg.md §3 steps 2-7)
+# Ranking
 
 @dataclass(frozen=True)
 class RankedDescriptors:
@@ -245,7 +245,7 @@ def rank_descriptors(encode: Encoder, classnames: Sequence[str], template: str, 
                      n_clusters: int = 16, repeats: int = 3, max_iter: int = 100, seed: int = 0,
                      combine: Literal["last", "sum"] = "last", texts_per_call: int = 4096,
                      progress: bool = True) -> RankedDescriptors:
-    """Rank candidate clauses by the number of class clusters whose similarity they lower (§3).
+    """Rank candidate clauses by the number of class clusters whose similarity they lower.
 
     1. ``t_c`` = ``encode(template(c))``; ``t_c^d`` = ``encode(augmented_prompt(template, c, d))``.
     2. Per repeat r: spherical k-means of the ``t_c`` into K = min(n_clusters, C) clusters
@@ -318,7 +318,7 @@ def _candidate_similarity(encode: Encoder, classnames: tuple[str, ...], template
 
 def encode_normalized(encode: Encoder, texts: list[str], name: str) -> np.ndarray:
     """``encode(texts)`` as float64 numpy [len(texts), D] with unit rows (renormalised in float64,
-    so the similarities follow the spec's unit-norm definitions whatever the tower's precision)."""
+    so the similarities are those of unit vectors whatever the tower's precision)."""
     embeddings = to_numpy(encode(texts), name).astype(np.float64)
     if embeddings.ndim != 2 or embeddings.shape[0] != len(texts):
         raise ValueError(f"{name}: must return [{len(texts)}, D] for {len(texts)} texts, got shape "

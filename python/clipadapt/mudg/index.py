@@ -1,4 +1,4 @@
-"""The MUDG source index (mudg.md §2): an IVF index over a :class:`SourceCorpus`'s images whose
+"""The MUDG source index: an IVF index over a :class:`SourceCorpus`'s images whose
 coarse centroids live in text space (paired k-means), searched with text queries.
 
 Build (:func:`build_index`), each stage saved in the output directory and skipped on resume:

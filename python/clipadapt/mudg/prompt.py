@@ -1,4 +1,4 @@
-"""MUDG's text side (mudg.md §5.1): a CLIP whose prompt context words ("a photo of") are
+"""MUDG's text side: a CLIP whose prompt context words ("a photo of") are
 learnable vectors (CoOp-style shallow prompt)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retrieval, rank pseudo-labels, filtering and per-class selection (mudg.md §4).
+"""MUDG's retrieval, rank-vote pseudo-labels, similarity filter and per-class selection.
 
 The index and the corpus are duck-typed, so any search structure fits:
 
@@ -73,7 +73,7 @@ def build_queries(classnames: Sequence[str], template: str, descriptors: Sequenc
 
 @dataclass(frozen=True)
 class Votes:
-    """Rank-vote pseudo-labels of the retrieved ids (mudg.md §4).
+    """Rank-vote pseudo-labels of the retrieved ids.
 
     Attributes:
         ids: int64 [M], the unique retrieved ids, ascending.
@@ -162,7 +162,7 @@ def _check_votes_input(ids: np.ndarray, query_class: np.ndarray, n_classes: int)
 # Filtering and per-class selection
 
 def similarity_filter(image_features: Any, labels: Any, class_text: Any, threshold: float = 0.25) -> np.ndarray:
-    """Keep an image if ``cos(image, t_label) > threshold`` (strictly greater; mudg.md §4).
+    """Keep an image if ``cos(image, t_label) > threshold`` (strictly greater, as the released code filters).
 
     Args:
         image_features: float16/32 [M, D], normalised here (rows of norm 0 score 0).
@@ -333,7 +333,7 @@ def retrieve_training_set(index: SearchIndex, corpus: Corpus, encode: Encoder, c
                           template: str, descriptors: Sequence[str], *, n_descriptors: int = 16, k: int = 64,
                           nprobe: int = 8, threshold: float = 0.25, k_sel: int = 96, seed: int = 0,
                           progress: bool = True) -> Selection:
-    """Build the fine-tuning set from class names alone (mudg.md §4).
+    """Build the fine-tuning set from class names alone.
 
     Queries from the first ``n_descriptors`` ranked descriptors (C * n_descriptors queries,
     ``encode``d and searched for their top ``k`` with ``nprobe``) -> :func:`rank_vote` ->

@@ -1,4 +1,4 @@
-"""MUDG fine-tuning and evaluation (mudg.md §5): partial fine-tuning of CLIP with a learnable
+"""MUDG fine-tuning and evaluation: partial fine-tuning of CLIP with a learnable
 text prompt and the diversity-preserving soft-target loss ("initreg_paired"), an EMA model for
 evaluation, and run hygiene (progress bars, logging, checkpoint and exact resume, a JSON
 result and a PNG plot, reproducible from a seed)."""
@@ -36,7 +36,7 @@ _BATCH_ORDER, _AUGMENTATION = 0, 1
 
 @dataclass
 class MUDGConfig:
-    """Hyper-parameters; the defaults are the official ViT-B/16 "initreg_paired" recipe (mudg.md §5).
+    """Hyper-parameters; the defaults are the official ViT-B/16 "initreg_paired" recipe of the released scripts.
 
     ``lr`` 6.4e-4 is for B/16 at batch size 128; the official ViT-L/14 runs use ``lr=1.6e-4,
     batch_size=64``. The prompt context trains at ``lr * prompt_lr_multiplier``.
@@ -100,7 +100,7 @@ class MUDGConfig:
             raise ValueError(f"config.eval_every: must be None or >= 1, got {self.eval_every}")
 
 
-# ---- the objective (mudg.md §5.2), as pure functions ------------------------------------------
+# ---- the objective, as pure functions ------------------------------------------------------------
 
 def teacher_probabilities(image_features: torch.Tensor, text_features: torch.Tensor,
                           temperature: float) -> torch.Tensor:
@@ -134,7 +134,7 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
             average.mul_(decay).add_(parameter.detach(), alpha=1.0 - decay)
 
 
-# ---- trainable parameters (mudg.md §5.1) ------------------------------------------------------
+# ---- trainable parameters ---------------------------------------------------------------------
 
 def select_trainable(prompted: PromptedCLIP, vision_from: int,
                      text_from: int) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -219,7 +219,7 @@ class _SeededViews(torch.utils.data.Dataset):
 
 def training_transform(preprocess: Any, *, horizontal_flip: bool = True,
                        crop_scale: tuple[float, float] = (0.08, 1.0)) -> Any:
-    """The training augmentation (mudg.md §5.3) made from a model's test ``preprocess``:
+    """The training augmentation made from a model's test ``preprocess``:
     RandomResizedCrop(image size, scale=crop_scale; torchvision's default area range, as
     released) and (optionally) RandomHorizontalFlip, then the preprocess's own non-geometric
     steps (RGB conversion, ToTensor, Normalize). Test images keep ``clip.preprocess`` (resize,
@@ -291,7 +291,7 @@ class MUDGResult:
 
 
 class MUDG:
-    """MUDG fine-tuning of a CLIP model on a pseudo-labelled training set (mudg.md §5).
+    """MUDG fine-tuning of a CLIP model on a pseudo-labelled training set.
 
     Usage: ``MUDG(clip, prompts, descriptors).fit(train_set, test_set, out_dir="runs/pets")``.
     ``prompts`` (a :class:`~clipadapt.clip.DatasetPrompts`, as :class:`clipadapt.reclip.ReCLIP`
@@ -397,7 +397,7 @@ class MUDG:
         bar.close()
 
     def _train_step(self, iteration: int, images: torch.Tensor, labels: torch.Tensor) -> float:
-        """One SGD step on the descriptor ``iteration mod n`` (mudg.md §5.2); returns the loss."""
+        """One SGD step on the descriptor ``iteration mod n``; returns the loss."""
         cfg, student = self.config, self.student
         images, labels = images.to(cfg.device), torch.as_tensor(labels).long().to(cfg.device)
         _check_labels(labels, len(self.classnames), "train_set")

@@ -1,8 +1,8 @@
-"""ReCLIP (Hu et al., WACV 2024): source-free adaptation of CLIP (spec: reclip.md).
+"""ReCLIP (Hu et al., WACV 2024): source-free adaptation of CLIP.
 
-This package holds the method's building blocks: the text-subspace projection (§2),
-label-propagation pseudo labels through clipadapt's sparse primitive (§3) and the
-cross-modality self-training objectives (§4).
+This package holds the method's building blocks: the text-subspace projection,
+label-propagation pseudo labels through clipadapt's sparse primitive and the
+cross-modality self-training objectives.
 """
 from clipadapt.reclip.objectives import (agreement_mask, centroid_logits, combined_logits, epoch_count,
                                          text_branch_loss, visual_branch_loss)

@@ -1,4 +1,4 @@
-"""The two ReCLIP branches (reclip.md §1): which parameters train, and how text is encoded."""
+"""The two ReCLIP branches: which parameters train, and how text is encoded."""
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,4 @@
-"""ReCLIP's cross-modality self-training objectives and schedule (reclip.md §4)."""
+"""ReCLIP's cross-modality self-training objectives and schedule."""
 from __future__ import annotations
 
 from typing import Literal

@@ -1,4 +1,4 @@
-"""The ReCLIP projection (reclip.md §2): remove the dominant (class-agnostic) direction of the
+"""The ReCLIP projection: remove the dominant (class-agnostic) direction of the
 text embeddings and everything outside their span."""
 from __future__ import annotations
 

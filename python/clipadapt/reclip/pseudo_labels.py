@@ -1,4 +1,4 @@
-"""Label-propagation pseudo labels (reclip.md §3) through clipadapt's sparse label propagation.
+"""ReCLIP's label-propagation pseudo labels, through clipadapt's sparse label propagation.
 
 Nodes are [text nodes (class c seeded at node c); image features in dataset order]. They are
 projected with P (in float16, as the released code), L2-normalised, linked by an exact 20-NN

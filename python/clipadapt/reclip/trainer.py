@@ -1,4 +1,4 @@
-"""The ReCLIP self-training loop (reclip.md §4), with run hygiene: progress bars, logging,
+"""The ReCLIP self-training loop, with run hygiene: progress bars, logging,
 per-epoch checkpoints and resume, a JSON result and a PNG plot, reproducible from a seed."""
 from __future__ import annotations
 
