@@ -31,8 +31,7 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     from clipadapt.bench.knn import DEFAULT_D, DEFAULT_K, DEFAULT_N, DEVICES, DTYPES, FAMILIES
 
     benchmarks = bench.add_subparsers(dest="benchmark", metavar="{knn,lp,kmeans,ivf,reclip-lp,mudg-index,distributed}")
-    knn = benchmarks.add_parser("knn", help="exact k-NN graph: clipadapt vs faiss, scikit-learn and torch",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    knn = benchmarks.add_parser("knn", help="exact k-NN graph: clipadapt vs faiss, scikit-learn and torch")
     knn.add_argument("--n", type=int, default=DEFAULT_N, help="rows of synthetic CLIP-like data")
     knn.add_argument("--d", type=int, default=DEFAULT_D, help="embedding dimension")
     knn.add_argument("--k", type=_int_list, default=[DEFAULT_K], help="neighbours; a comma list (10,100) runs each")
@@ -69,8 +68,7 @@ def _add_lp_parser(benchmarks: argparse._SubParsersAction) -> None:
     """Add ``bench lp``: label propagation, clipadapt vs the scipy ReCLIP recipe, torch and cupy."""
     from clipadapt.bench.lp import DEFAULT_CLASSES, DEFAULT_D, DEFAULT_N, DEFAULT_NOISE, DEVICES
 
-    lp = benchmarks.add_parser("lp", help="label propagation: clipadapt vs the scipy ReCLIP recipe, torch and cupy",
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    lp = benchmarks.add_parser("lp", help="label propagation: clipadapt vs the scipy ReCLIP recipe, torch and cupy")
     lp.add_argument("--n", type=_int_list, default=[DEFAULT_N],
                     help="graph nodes (C text + n - C image); a comma list (10000,100000) runs each")
     lp.add_argument("--classes", type=_int_list, default=[DEFAULT_CLASSES],
@@ -89,8 +87,7 @@ def _add_kmeans_parser(benchmarks: argparse._SubParsersAction) -> None:
     """Add ``bench kmeans``: spherical k-means, clipadapt vs faiss, torch and flash-kmeans."""
     from clipadapt.bench.kmeans import DEFAULT_CLUSTERS, DEFAULT_D, DEFAULT_ITERS, DEFAULT_N, DEVICES, FAMILIES
 
-    kmeans = benchmarks.add_parser("kmeans", help="spherical k-means: clipadapt vs faiss, torch and flash-kmeans",
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    kmeans = benchmarks.add_parser("kmeans", help="spherical k-means: clipadapt vs faiss, torch and flash-kmeans")
     kmeans.add_argument("--n", type=_int_list, default=[DEFAULT_N],
                         help="rows of synthetic CLIP-like data; a comma list runs each")
     kmeans.add_argument("--d", type=_int_list, default=[DEFAULT_D], help="embedding dimension; a comma list runs each")
@@ -113,7 +110,7 @@ def _add_ivf_parser(benchmarks: argparse._SubParsersAction) -> None:
                                      DEFAULT_N, DEFAULT_NOISE, DEFAULT_NPROBES, DEFAULT_QUERIES, DEVICES)
 
     ivf = benchmarks.add_parser("ivf", help="IVF on paired data: text-query recall of lists from paired k-means, "
-                                "k-means and faiss", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                "k-means and faiss")
     ivf.add_argument("--n", type=_int_list, default=[DEFAULT_N],
                      help="paired items in the database; a comma list runs each")
     ivf.add_argument("--d", type=_int_list, default=[DEFAULT_D], help="embedding dimension; a comma list runs each")
@@ -144,8 +141,7 @@ def _add_reclip_lp_parser(benchmarks: argparse._SubParsersAction) -> None:
     from clipadapt.bench.reclip_lp import DEFAULT_CLASSES, DEFAULT_D, DEFAULT_M, DEVICES
 
     reclip_lp = benchmarks.add_parser("reclip-lp", help="ReCLIP pseudo labels (projection + graph + propagation): "
-                                      "clipadapt vs the dense released recipe, time and peak memory",
-                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                      "clipadapt vs the dense released recipe, time and peak memory")
     reclip_lp.add_argument("--m", type=_int_list, default=[DEFAULT_M],
                            help="nodes M (C text + M - C image); a comma list (10000,51000) runs each")
     reclip_lp.add_argument("--classes", type=_int_list, default=[DEFAULT_CLASSES],
@@ -172,7 +168,7 @@ def _add_mudg_index_parser(benchmarks: argparse._SubParsersAction) -> None:
 
     mudg_index = benchmarks.add_parser("mudg-index", help="MUDG source index: pairing + paired k-means + IVF build of "
                                        "a synthetic corpus, time per phase and text-query recall, paired vs standard "
-                                       "k-means", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                       "k-means")
     mudg_index.add_argument("--n", type=int, default=DEFAULT_N, help="image-caption pairs in the synthetic corpus")
     mudg_index.add_argument("--d", type=int, default=DEFAULT_D, help="embedding dimension")
     mudg_index.add_argument("--clusters", type=int, default=None, help="inverted lists K (None: n / 150, as build_index)")
@@ -197,8 +193,7 @@ def _add_distributed_parser(benchmarks: argparse._SubParsersAction) -> None:
 
     distributed = benchmarks.add_parser("distributed", help="MUDG index phases (pairing, paired k-means, add, "
                                         "search) on R local gloo ranks: time and bytes moved per rank, and a cost "
-                                        "model of the LAION-2B index on 8 nodes x 8 H100",
-                                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                        "model of the LAION-2B index on 8 nodes x 8 H100")
     distributed.add_argument("--n", type=int, default=DEFAULT_N, help="image-caption pairs (synthetic, float16)")
     distributed.add_argument("--d", type=int, default=DEFAULT_D, help="embedding dimension")
     distributed.add_argument("--clusters", type=int, default=None, help="inverted lists K (None: n / 150)")

@@ -17,7 +17,6 @@ from typing import Any
 from clipadapt.commands.models import (add_amp_argument, add_model_arguments, amp_from_arguments,
                                        load_model_from_arguments)
 
-_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 RANKING_FILE = "descriptors-ranked.txt"
 
 
@@ -31,7 +30,7 @@ def add_arguments(mudg: argparse.ArgumentParser) -> None:
 
 
 def _add_corpus_parser(steps: argparse._SubParsersAction) -> None:
-    corpus = steps.add_parser("corpus", formatter_class=_FORMATTER,
+    corpus = steps.add_parser("corpus",
                               help="embed a folder of captioned images (captions.csv, or img2dataset's sidecar .txt "
                               "files) into a source corpus; resumes at the first unfinished shard")
     corpus.add_argument("--images", required=True, help="folder of images with their captions")
@@ -45,7 +44,7 @@ def _add_corpus_parser(steps: argparse._SubParsersAction) -> None:
 
 
 def _add_index_parser(steps: argparse._SubParsersAction) -> None:
-    index = steps.add_parser("index", formatter_class=_FORMATTER,
+    index = steps.add_parser("index",
                              help="pair each caption with its nearest image, paired k-means in caption space, IVF "
                              "lists of every image; finished stages are kept and skipped on a re-run")
     index.add_argument("--corpus", required=True, help="corpus directory (clipadapt mudg corpus)")
@@ -61,7 +60,7 @@ def _add_index_parser(steps: argparse._SubParsersAction) -> None:
 
 
 def _add_retrieve_parser(steps: argparse._SubParsersAction) -> None:
-    retrieve = steps.add_parser("retrieve", formatter_class=_FORMATTER,
+    retrieve = steps.add_parser("retrieve",
                                 help="rank descriptors, query the index with class x descriptor prompts, label by "
                                 "rank vote, filter, select per class by k-means; writes selection.csv")
     retrieve.add_argument("--corpus", required=True, help="corpus directory")
@@ -91,7 +90,7 @@ def _add_retrieve_parser(steps: argparse._SubParsersAction) -> None:
 
 
 def _add_train_parser(steps: argparse._SubParsersAction) -> None:
-    train = steps.add_parser("train", formatter_class=_FORMATTER,
+    train = steps.add_parser("train",
                              help="fine-tune CLIP on the selection (partial towers, learnable prompt context, "
                              "soft targets from a frozen teacher, EMA) and evaluate on a target set")
     train.add_argument("--selection", required=True, help="selection directory (clipadapt mudg retrieve)")

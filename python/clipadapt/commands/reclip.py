@@ -14,7 +14,6 @@ log = logging.getLogger(__name__)
 
 def add_arguments(reclip: argparse.ArgumentParser) -> None:
     """Give ``clipadapt reclip`` its options; its default ``run(args) -> exit code`` runs it."""
-    reclip.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     reclip.add_argument("--dataset", required=True,
                         help="an image folder (class_name/image.jpg) or a dataset key, e.g. cifar10, imagenet")
     reclip.add_argument("--root", default="data", help="where the keyed datasets are stored")
