@@ -127,6 +127,15 @@ def kmeans(x: Any, n_clusters: int, *, max_iter: int = 20, tol: float = 0.0, met
 
     Returns:
         :class:`KMeansResult`, with ``n_iter`` the rounds run.
+
+    Raises:
+        TypeError: an unsupported dtype, or ``init`` rows of another dtype.
+        ValueError: n_clusters outside [1, n], an unknown metric or init, a negative seed,
+            an ``init`` array of the wrong shape, or NaN/Inf in the rows.
+
+    Cost: per round, one exact nearest-centroid search (2 n K d multiply-adds, as :func:`knn`
+    with k = 1) and one pass over the rows for the update. Memory: the centroids, 16 n bytes of
+    assignments and grouping, no n x K matrix.
     """
     return paired_kmeans(x, x, n_clusters, max_iter=max_iter, tol=tol, metric=metric, init=init, seed=seed,
                          max_points_per_centroid=max_points_per_centroid, check_finite=check_finite)

@@ -149,6 +149,14 @@ class IVFIndex:
         Returns:
             ``(scores float32 [nq, k], indices int64 [nq, k])`` in the library and on the
             device of ``queries``; indices as given to :meth:`add`.
+
+        Raises:
+            TypeError: ``queries`` of another dtype than the stored rows.
+            ValueError: an empty index, k above the rows stored, nprobe above the lists,
+                queries on another device, or NaN/Inf in them.
+
+        Cost: nq K d multiply-adds to choose the lists, then the rows of the probed lists
+        (about nq nprobe n / K rows when the lists are balanced) scored exactly.
         """
         k = _validate.integer(k, "k", minimum=1)
         nprobe = _validate.integer(nprobe, "nprobe", minimum=1)

@@ -35,7 +35,18 @@ def knn(queries: Any, database: Any, k: int, *, metric: Metric = "cosine", exclu
 
     Returns:
         ``(scores, indices)``: float32 [nq, k] and int64 [nq, k], in the library and on the
-        device of ``queries``. Ties in score go to the smaller database index.
+        device of ``queries``. Ties in score go to the smaller database index. Each score is
+        exact (float64 from the two rows, rounded once): the same bits on any batch, thread
+        count or device.
+
+    Raises:
+        TypeError: a dtype other than float32/float16/bfloat16, or the two inputs' dtypes differ.
+        ValueError: shapes (not 2-D, empty, different d), k outside [1, n], an unknown metric or
+            compute mode, inputs on different devices, or NaN/Inf in an input.
+
+    Cost: 2 nq n d multiply-adds in tiles (sgemm or AVX-512 BF16 on the CPU, tensor cores or
+    FFMA on the GPU), plus an exact re-scoring of a few candidates per query. Memory beyond the
+    outputs: O(nq + n) plus a tile per thread; never an nq x n matrix.
     """
     _validate.choice(metric, "metric", METRICS)
     _validate.choice(compute, "compute", COMPUTE_MODES)
@@ -113,6 +124,8 @@ class KnnGraph:
 def knn_graph(x: Any, k: int, *, metric: Metric = "cosine", compute: Compute = "exact",
               check_finite: bool = True) -> KnnGraph:
     """The exact k-NN graph of the rows of ``x`` [n, d] (self excluded): ``knn(x, x, k, exclude_self=True)``
-    held as a :class:`KnnGraph` (scores float32 [n, k], indices int64 [n, k])."""
+    held as a :class:`KnnGraph` (scores float32 [n, k], indices int64 [n, k]).
+
+    Arguments, errors and cost as :func:`knn` with nq = n; 1 <= k <= n - 1."""
     scores, indices = knn(x, x, k, metric=metric, exclude_self=True, compute=compute, check_finite=check_finite)
     return KnnGraph(scores=scores, indices=indices, n=int(indices.shape[0]), metric=metric)

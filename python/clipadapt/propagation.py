@@ -312,12 +312,14 @@ def label_propagation(features: Any, labels: Any, *, k: int = 20, alpha: float =
 
     Args:
         features: one of
+
             - node features [n, d] float32/float16/bfloat16, CPU or CUDA (numpy, torch, cupy):
               their exact cosine k-NN graph is built;
             - a cosine :class:`KnnGraph` of n nodes (e.g. from :func:`knn_graph`; ``k`` unused);
             - the normalised affinity S [n, n] itself, a :class:`CsrMatrix` (e.g. from
               :func:`affinity`) or a scipy sparse matrix, symmetric (``k``, ``kernel``,
               ``gamma`` and ``symmetrize`` unused; values cast to ``dtype`` if they differ).
+
             Given the graph or S that the features would give, the result is the same.
         labels: int64 [n] class ids with -1 for unlabelled rows, or a dense seed matrix Y [n, C]
             of ``dtype``. Every class 0..C-1 needs at least one labelled row.
@@ -331,6 +333,16 @@ def label_propagation(features: Any, labels: Any, *, k: int = 20, alpha: float =
 
     Returns:
         :class:`LabelPropagationResult`.
+
+    Raises:
+        TypeError: unsupported dtypes, or a seed matrix whose dtype is not ``dtype``.
+        ValueError: empty features, k out of range, alpha outside (0, 1), labels of the wrong
+            length or with a class that has no labelled row, a malformed or non-square S,
+            arrays on different devices, or NaN/Inf in the features, the graph scores, S or Y.
+
+    Cost: the k-NN graph (as :func:`knn_graph`), then at most ``max_iter`` iterations of one
+    sparse product over 2 n k entries for all C classes at once. Memory: the graph (12 n k
+    bytes), S (up to 2 n k entries) and about five [n, C] blocks of ``dtype``.
     """
     _validate.choice(dtype, "dtype", _DTYPES)
     _solver_settings(alpha, max_iter, tol)

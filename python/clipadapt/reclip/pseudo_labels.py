@@ -23,7 +23,9 @@ EMPTY_CENTROIDS: tuple[str, ...] = ("nan", "text")
 
 @dataclass(frozen=True)
 class PseudoLabels:
-    """Attributes:
+    """The pseudo labels of one branch's label propagation over the C text nodes and N images.
+
+    Attributes:
         labels: int64 [N] pseudo label of each image (node order = dataset order).
         confidence: float64 [N] 1 - H(p)/log C of each image (logged, not used for training).
         centroids: [C, D] per-class mean of the unprojected features of every node (text nodes
