@@ -160,9 +160,6 @@ def _bars(axis: Any, labels: list[str], seconds: list[float], title: str, unit: 
 def overview_figure(results: list[dict[str, Any]]) -> Any:
     """Four panels: k-NN graph time, k-means time per iteration, label-propagation solve time
     (clipadapt in orange, baselines in grey) and IVF recall@10 against search time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 2, figsize=(11, 7.5))
@@ -211,6 +208,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Draw the overview plot of the committed benchmark results.")
     parser.add_argument("out", type=Path, help="PNG file to write, e.g. docs/_static/benchmarks-cpu.png")
     args = parser.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")  # a file, no window
     overview_figure(load_results()).savefig(args.out, dpi=110)
 
 
