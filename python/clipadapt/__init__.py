@@ -1,7 +1,10 @@
 """clipadapt: fast k-NN graphs, label propagation and paired k-means for adapting CLIP.
 
 Arrays in, arrays out: numpy, torch and cupy arrays (or any DLPack producer) are read in place
-and results come back in the same library and on the same device.
+and results come back in the same library and on the same device. Every score is exact (float64
+from the two rows, rounded once to float32) and ties go to the smaller index. The documentation's
+contract page (``docs/contract.md``) states these rules, threads, CUDA streams, errors and the
+memory of each primitive; its tutorials (``docs/tutorials/``) show them at work.
 """
 from clipadapt.clustering import KMeansResult, assign, kmeans, paired_kmeans
 from clipadapt.device import cuda_available, device_summary, get_num_threads, set_num_threads
