@@ -37,6 +37,16 @@ class _Segment:
         return np.diff(to_numpy(self.offsets))
 
 
+def check_search(k: int, nprobe: int, *, rows: int, lists: int) -> None:
+    """The refusals of a search for k rows in nprobe of ``lists`` lists holding ``rows`` rows in all."""
+    if rows == 0:
+        raise ValueError("index: is empty; add rows before searching")
+    if k > rows:
+        raise ValueError(f"k: {k} exceeds the {rows} rows in the index; lower k")
+    if nprobe > lists:
+        raise ValueError(f"nprobe: {nprobe} exceeds the {lists} lists; lower nprobe")
+
+
 class IVFIndex:
     """Inverted lists over ``centroids`` [K, d] (e.g. from :func:`clipadapt.paired_kmeans`).
 
@@ -160,12 +170,7 @@ class IVFIndex:
         """
         k = _validate.integer(k, "k", minimum=1)
         nprobe = _validate.integer(nprobe, "nprobe", minimum=1)
-        if self.ntotal == 0:
-            raise ValueError("index: is empty; add rows before searching")
-        if k > self.ntotal:
-            raise ValueError(f"k: {k} exceeds the {self.ntotal} rows in the index; lower k")
-        if nprobe > self.n_lists:
-            raise ValueError(f"nprobe: {nprobe} exceeds the {self.n_lists} lists; lower nprobe")
+        check_search(k, nprobe, rows=self.ntotal, lists=self.n_lists)
         q = _native.as_input(queries, "queries")
         _native.require_same_device(self._centroids, "index", q, "queries")
         if q.dtype != self._dtype:

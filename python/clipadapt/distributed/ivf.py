@@ -26,7 +26,7 @@ from clipadapt._files import atomic_path, read_json, write_text_atomically
 from clipadapt.distributed._arrays import as_tensor, device_of, read_rows, to_library
 from clipadapt.distributed._comm import Communicator
 from clipadapt.distributed.neighbors import merge_top_k
-from clipadapt.ivf import IVFIndex
+from clipadapt.ivf import IVFIndex, check_search
 
 MANIFEST_FILE = "ivf-shards.json"
 SHARD_PATTERN = "ivf-shard-*-of-*.npz"  # the names of shard_file
@@ -133,7 +133,7 @@ class ShardedIVFIndex:
             error = raised
         shared = {"k": k, "nprobe": nprobe, "dim": q.array.shape[1], "dtype": q.array.dtype} if q else {}
         sizes = comm.handshake(error, shared, [q.array.shape[0]] if q else [0])[:, 0]
-        self._check_search(k, nprobe)
+        check_search(k, nprobe, rows=self.ntotal, lists=self.n_lists)  # the union's size, the same on every rank
         everyone = comm.all_gather_rows(q.tensor, sizes.tolist())
         scores, indices = comm.guarded(lambda: self._local_top_k(everyone, k, nprobe))
         answers = comm.all_to_all_rows(list(_pack(scores, indices).split(sizes.tolist())),
@@ -184,15 +184,6 @@ class ShardedIVFIndex:
             error = raised
         comm.handshake(error, {})
         return cls.from_local(local, group=group, timeout=timeout)
-
-    def _check_search(self, k: int, nprobe: int) -> None:
-        """The single-process index's refusals, from the union's size (the same on every rank)."""
-        if self.ntotal == 0:
-            raise ValueError("index: is empty; add rows before searching")
-        if k > self.ntotal:
-            raise ValueError(f"k: {k} exceeds the {self.ntotal} rows in the index; lower k")
-        if nprobe > self.n_lists:
-            raise ValueError(f"nprobe: {nprobe} exceeds the {self.n_lists} lists; lower nprobe")
 
     def _local_top_k(self, queries: torch.Tensor, k: int, nprobe: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Every query's top-k among this rank's rows, padded with empty slots to k columns."""
