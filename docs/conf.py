@@ -59,9 +59,11 @@ myst_heading_anchors = 3
 # Every build runs every tutorial from scratch: a tutorial that no longer runs fails the build.
 nb_execution_mode = os.environ.get("CLIPADAPT_DOCS_EXECUTE", "force")
 nb_execution_raise_on_error = True
-nb_execution_timeout = 600
+nb_execution_timeout = 1800  # seconds per cell: generous for a loaded CI machine
 nb_execution_show_tb = True
 nb_merge_streams = True
+# Library warnings and progress bars (stderr) would bury what the tutorials print.
+nb_output_stderr = "remove"
 # Markdown printed by a notebook (the benchmark tables) is parsed as MyST, which has tables.
 nb_render_markdown_format = "myst"
 # The tutorials run from docs/ so that they import docs/_ext's helpers and read the benchmark JSON.
