@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <vector>
 
@@ -127,6 +128,7 @@ struct Workspace {
   std::vector<uint16_t> packed_rows; // bfloat16 database tile, packed
   std::vector<float> keys;           // [query tile, database tile]
   std::vector<Candidate> heaps;      // [query tile, width]
+  std::vector<Candidate> scratch;    // for FastPass::finish
 };
 
 // One fast pass: the best `width` database rows of each query row by the float32 key.
@@ -138,7 +140,9 @@ struct FastPass {
   int64_t width;
   const std::vector<float>& query_terms;
   const std::vector<float>& database_terms;
-  Candidate* lists;          // out: [queries, width], best first
+  // Called with each query's final list (best first), in the pass's threads: the re-scoring
+  // runs while the list is in cache, without a parallel region (and barrier) of its own.
+  std::function<void(int64_t query, const Candidate* list, std::vector<Candidate>& scratch)> finish;
 };
 
 struct Plan {
@@ -211,9 +215,9 @@ void search_slice(const FastPass& f, int64_t q0, int64_t qn, int64_t begin, int6
   }
 }
 
-void write_list(const FastPass& f, int64_t query, Candidate* heap) {
+void finish_list(const FastPass& f, int64_t query, Candidate* heap, Workspace& ws) {
   std::sort(heap, heap + f.width, better);
-  std::copy(heap, heap + f.width, f.lists + query * f.width);
+  f.finish(query, heap, ws.scratch);
 }
 
 // One work item: a query tile against one database slice.
@@ -227,7 +231,7 @@ void search_item(const FastPass& f, const Plan& plan, int64_t item, std::vector<
   for (int64_t r = 0; r < qn; ++r) {
     Candidate* heap = ws.heaps.data() + r * width;
     if (plan.slices == 1) {
-      write_list(f, q0 + r, heap);
+      finish_list(f, q0 + r, heap, ws);
     } else {
       std::copy(heap, heap + width, parked.data() + ((q0 + r) * plan.slices + slice) * width);
     }
@@ -251,9 +255,11 @@ void run_fast_pass(const FastPass& f) {
     if (plan.slices > 1) {
 #pragma omp for schedule(static)
       for (int64_t query = 0; query < f.queries.rows; ++query) {
-        Candidate* all = parked.data() + query * plan.slices * width;
-        std::partial_sort(all, all + width, all + plan.slices * width, better);
-        write_list(f, query, all);
+        errors.run([&] {
+          Candidate* all = parked.data() + query * plan.slices * width;
+          std::partial_sort(all, all + width, all + plan.slices * width, better);
+          finish_list(f, query, all, ws);
+        });
       }
     }
   }
@@ -276,28 +282,18 @@ std::vector<int64_t> search_pending(const KnnProblem& p, PendingQueries& pending
   std::vector<double> pending_norms(m);
   for (int64_t i = 0; i < m; ++i) pending_norms[i] = query_norms[pending.rows[i]];
   const std::vector<float> query_terms = fast_terms(pending_norms, p.metric);
-  std::vector<Candidate> lists(m * width);
-  run_fast_pass(FastPass{pending.matrix, p.database, p.exclude_self ? pending.rows.data() : nullptr, p.metric,
-                         width, query_terms, database_terms, lists.data()});
   const int64_t available = p.database.rows - (p.exclude_self ? 1 : 0);
   std::vector<char> retry(m, 0);
-  ExceptionCollector errors;
-#pragma omp parallel num_threads(thread_count())
-  {
-    std::vector<Candidate> scratch;
-#pragma omp for schedule(dynamic, 64)
-    for (int64_t i = 0; i < m; ++i) {
-      errors.run([&] {
-        const int64_t query = pending.rows[i];
-        RescoreTarget target{&pending.matrix, i,     pending_norms[i], &p.database,        database_norms.data(),
-                             nullptr,         p.metric, k,             bounds,             0.0,
-                             width >= available, uses_bf16_tiles(p.database)};
-        retry[i] = !rescore_query(target, lists.data() + i * width, width, p.scores.as<float>() + query * k,
-                                  p.indices.as<int64_t>() + query * k, scratch);
-      });
-    }
-  }
-  errors.rethrow_first();
+  const auto rescore = [&](int64_t i, const Candidate* list, std::vector<Candidate>& scratch) {
+    const int64_t query = pending.rows[i];
+    RescoreTarget target{&pending.matrix, i,     pending_norms[i], &p.database,        database_norms.data(),
+                         nullptr,         p.metric, k,             bounds,             0.0,
+                         width >= available, uses_bf16_tiles(p.database)};
+    retry[i] = !rescore_query(target, list, width, p.scores.as<float>() + query * k,
+                              p.indices.as<int64_t>() + query * k, scratch);
+  };
+  run_fast_pass(FastPass{pending.matrix, p.database, p.exclude_self ? pending.rows.data() : nullptr, p.metric,
+                         width, query_terms, database_terms, rescore});
   std::vector<int64_t> again;
   for (int64_t i = 0; i < m; ++i) {
     if (retry[i]) again.push_back(pending.rows[i]);

@@ -31,7 +31,9 @@ double canonical_row_dot(const Matrix& a, int64_t i, const Matrix& b, int64_t j)
 
 std::vector<double> canonical_squared_norms(const Matrix& m) {
   std::vector<double> norms(m.rows);
-#pragma omp parallel for schedule(static) num_threads(thread_count())
+  // A few rows (centroids, a query) are not worth waking the threads for.
+  constexpr int64_t kParallelElements = int64_t(1) << 18;
+#pragma omp parallel for schedule(static) num_threads(thread_count()) if (m.rows * m.cols >= kParallelElements)
   for (int64_t row = 0; row < m.rows; ++row) norms[row] = canonical_row_dot(m, row, m, row);
   return norms;
 }
@@ -86,7 +88,7 @@ bool rescore_query(const RescoreTarget& t, const Candidate* list, int64_t width,
   return true;
 }
 
-int64_t initial_width(int64_t k, int64_t available) { return std::min(available, k + 2 + k / 32); }
+int64_t initial_width(int64_t k, int64_t available) { return std::min(available, k + 1 + k / 16); }
 
 int64_t wider_width(int64_t width, int64_t available) { return std::min(available, 4 * width); }
 
