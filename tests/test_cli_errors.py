@@ -11,16 +11,8 @@ import torch
 import clipadapt
 from clipadapt._files import LOCK_FILE, exclusive_directory
 from clipadapt.cli import main
+from cli_support import refused
 from clipadapt.mudg.corpus import write_corpus
-
-
-def refused(capsys, argv):
-    """The one-line error of a command that must refuse ``argv`` with exit code 2."""
-    capsys.readouterr()
-    assert main(argv) == 2
-    error = capsys.readouterr().err
-    assert len(error.splitlines()) == 1 and "Traceback" not in error, error
-    return error
 
 
 @pytest.fixture(scope="module")

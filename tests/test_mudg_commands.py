@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from clipadapt.cli import main
+from cli_support import refused
 from clipadapt.clip import load_clip, register_model_config
 from clipadapt.mudg.augment import save_ranking
 from clipadapt.mudg.corpus import write_corpus
@@ -32,15 +33,6 @@ def model_options(tmp_path_factory):
     torch.save(load_clip(ARCHITECTURE).model.state_dict(), root / "model.pt")
     (root / "model.json").write_text(json.dumps(TINY))
     return ["--model", ARCHITECTURE, "--model-config", str(root / "model.json"), "--weights", str(root / "model.pt")]
-
-
-def refused(capsys, argv):
-    """The one-line error of a command that must refuse ``argv`` with exit code 2."""
-    capsys.readouterr()
-    assert main(argv) == 2
-    error = capsys.readouterr().err
-    assert len(error.splitlines()) == 1 and "Traceback" not in error, error
-    return error
 
 
 def synthetic_corpus(path, count, seed, weights, **identity):
