@@ -241,6 +241,17 @@ def test_an_affinity_is_cast_to_the_dtype_asked_for_and_scipy_is_taken():
         clipadapt.label_propagation(clipadapt.knn_graph(x[:199], 5), labels)
 
 
+def test_a_scipy_matrix_keeps_its_float_dtype():
+    x = np.random.default_rng(8).standard_normal((120, 6)).astype(np.float32)
+    matrix = clipadapt.affinity(clipadapt.knn_graph(x, 5), dtype="float32")
+    y = np.zeros((120, 2), dtype=np.float32)
+    y[0, 0] = y[1, 1] = 1.0
+    solved = clipadapt.conjugate_gradient(matrix.to_scipy(), y)
+    assert solved.solution.dtype == np.float32
+    np.testing.assert_array_equal(solved.solution, clipadapt.conjugate_gradient(matrix, y).solution)
+    assert CsrMatrix.from_scipy(scipy.sparse.csr_matrix(np.eye(3, dtype=np.int8))).values.dtype == np.float64
+
+
 def test_check_finite_false_skips_the_screens():
     x = np.random.default_rng(8).standard_normal((60, 4)).astype(np.float32)
     labels = np.array([0, 1] + [-1] * 58)

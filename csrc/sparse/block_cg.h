@@ -7,10 +7,11 @@
 //   copy(from, to), zero(m)                       whole [n, C] matrices
 //   column_dots(a, b, std::vector<double>&)       sum_i a[i,c] b[i,c], deterministic
 //   apply(p, q, pq)                               q = p - alpha S p, and pq = column_dots(p, q)
-//   advance(x, r, p, q, steps, rr)                x += step_c p, r -= step_c q, and rr = column_dots(r, r)
-//   redirect(p, r, betas)                         p = r + beta_c p
+//   advance(r, q, steps, rr)                      r -= step_c q, and rr = column_dots(r, r)
+//   redirect(x, p, r, steps, betas)               x += step_c p, then p = r + beta_c p
 //   write_results(iterations, residuals)          per-column outputs
-// apply and advance return their dot products so that a device can fuse them into the pass.
+// apply and advance return their dot products so that a device can fuse them into the pass;
+// the solution's update waits for redirect, which reads p anyway (one pass over [n, C] fewer).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -50,7 +51,7 @@ void block_conjugate_gradient(const ConjugateGradientProblem& p, Ops& ops) {
       if (active[c] && !(pq[c] > 0.0)) active[c] = 0;  // breakdown: the operator is not positive definite
       steps[c] = active[c] ? rr[c] / pq[c] : 0.0;
     }
-    ops.advance(x, r, direction, product, steps, rr_next);
+    ops.advance(r, product, steps, rr_next);
     for (size_t c = 0; c < columns; ++c) {
       if (!active[c]) {
         betas[c] = 0.0;
@@ -61,7 +62,7 @@ void block_conjugate_gradient(const ConjugateGradientProblem& p, Ops& ops) {
       rr[c] = rr_next[c];
       active[c] = std::sqrt(rr[c]) > p.tol * b_norm[c];
     }
-    ops.redirect(direction, r, betas);
+    ops.redirect(x, direction, r, steps, betas);
   }
   std::vector<double> residuals(columns);
   for (size_t c = 0; c < columns; ++c) residuals[c] = b_norm[c] > 0.0 ? std::sqrt(rr[c]) / b_norm[c] : 0.0;

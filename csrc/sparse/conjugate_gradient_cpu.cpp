@@ -5,6 +5,8 @@
 // the nodes in reverse Cuthill-McKee order puts graph neighbours at nearby rows, so the
 // gathered rows are mostly still in cache (about 2x fewer cache misses on k-NN graphs).
 #include <algorithm>
+#include <limits>
+#include <memory>
 #include <numeric>
 #include <utility>
 #include <vector>
@@ -27,14 +29,23 @@ struct Dense {
   T* data;
 };
 
-template <typename T>
+// S relabelled for locality, column ids as Index (int32 whenever n allows).
+template <typename T, typename Index>
+struct LocalCsr {
+  const int64_t* indptr;
+  const Index* indices;
+  const T* values;
+  int64_t nnz;
+};
+
+template <typename T, typename Index>
 class CpuOps {
  public:
-  explicit CpuOps(const ConjugateGradientProblem& p)
-      : p_(p), rows_(p.b.rows), columns_(p.b.cols), size_(rows_ * columns_),
-        blocks_((rows_ + kDotBlockRows - 1) / kDotBlockRows), storage_(3 * size_), partial_(blocks_ * columns_),
-        x_{p.x.as<T>()}, b_{p.b.as<T>()}, r_{storage_.data()}, direction_{storage_.data() + size_},
-        product_{storage_.data() + 2 * size_} {}
+  CpuOps(const ConjugateGradientProblem& p, const LocalCsr<T, Index>& s)
+      : p_(p), s_(s), rows_(p.b.rows), columns_(p.b.cols), size_(rows_ * columns_),
+        blocks_((rows_ + kDotBlockRows - 1) / kDotBlockRows), storage_(new T[3 * size_]),
+        partial_(blocks_ * columns_), x_{p.x.as<T>()}, b_{p.b.as<T>()}, r_{storage_.get()},
+        direction_{storage_.get() + size_}, product_{storage_.get() + 2 * size_} {}
 
   Dense<T>& solution() { return x_; }
   Dense<T>& residual() { return r_; }
@@ -42,8 +53,13 @@ class CpuOps {
   Dense<T>& product() { return product_; }
   const Dense<T>& rhs() { return b_; }
 
-  void zero(Dense<T>& m) { std::fill(m.data, m.data + size_, T(0)); }
-  void copy(const Dense<T>& from, Dense<T>& to) { std::copy(from.data, from.data + size_, to.data); }
+  // The workspace starts uninitialised: these first writes fault its pages in on every thread.
+  void zero(Dense<T>& m) {
+    for_each_row([&](int64_t i) { std::fill_n(m.data + i * columns_, columns_, T(0)); });
+  }
+  void copy(const Dense<T>& from, Dense<T>& to) {
+    for_each_row([&](int64_t i) { std::copy_n(from.data + i * columns_, columns_, to.data + i * columns_); });
+  }
 
   void column_dots(const Dense<T>& a, const Dense<T>& b, std::vector<double>& out) {
     for_each_block(out, [&](int64_t i, double* sums) { add_products(a.data, b.data, i, sums); });
@@ -51,40 +67,40 @@ class CpuOps {
 
   // q = p - alpha S p; pq = column dots of p and q.
   void apply(const Dense<T>& p, Dense<T>& q, std::vector<double>& pq) {
-    const auto* indptr = p_.s.indptr.as<const int64_t>();
-    const auto* indices = p_.s.indices.as<const int64_t>();
-    const auto* values = p_.s.values.as<const T>();
     const T alpha = static_cast<T>(p_.alpha);
     for_each_block(pq, [&](int64_t i, double* sums) {
       T* q_row = q.data + i * columns_;
-      accumulate_row(indices, values, indptr[i], indptr[i + 1], p_.s.nnz(), p.data, columns_, q_row);
+      accumulate_row(s_.indices, s_.values, s_.indptr[i], s_.indptr[i + 1], s_.nnz, p.data, columns_, q_row);
       const T* p_row = p.data + i * columns_;
       for (int64_t c = 0; c < columns_; ++c) q_row[c] = p_row[c] - alpha * q_row[c];
       add_products(p.data, q.data, i, sums);
     });
   }
 
-  // x += step_c p, r -= step_c q; rr = column dots of r with itself.
-  void advance(Dense<T>& x, Dense<T>& r, const Dense<T>& p, const Dense<T>& q, const std::vector<double>& steps,
-               std::vector<double>& rr) {
+  // r -= step_c q; rr = column dots of r with itself.
+  void advance(Dense<T>& r, const Dense<T>& q, const std::vector<double>& steps, std::vector<double>& rr) {
     const std::vector<T> step(steps.begin(), steps.end());
     for_each_block(rr, [&](int64_t i, double* sums) {
-      for (int64_t c = 0; c < columns_; ++c) {
-        x.data[i * columns_ + c] += step[c] * p.data[i * columns_ + c];
-        r.data[i * columns_ + c] -= step[c] * q.data[i * columns_ + c];
-      }
+      T* r_row = r.data + i * columns_;
+      const T* q_row = q.data + i * columns_;
+      for (int64_t c = 0; c < columns_; ++c) r_row[c] -= step[c] * q_row[c];
       add_products(r.data, r.data, i, sums);
     });
   }
 
-  void redirect(Dense<T>& p, const Dense<T>& r, const std::vector<double>& betas) {
-    const std::vector<T> beta(betas.begin(), betas.end());
-#pragma omp parallel for schedule(static) num_threads(thread_count())
-    for (int64_t i = 0; i < rows_; ++i) {
+  // x += step_c p, then p = r + beta_c p.
+  void redirect(Dense<T>& x, Dense<T>& p, const Dense<T>& r, const std::vector<double>& steps,
+                const std::vector<double>& betas) {
+    const std::vector<T> step(steps.begin(), steps.end()), beta(betas.begin(), betas.end());
+    for_each_row([&](int64_t i) {
+      T* x_row = x.data + i * columns_;
+      T* p_row = p.data + i * columns_;
+      const T* r_row = r.data + i * columns_;
       for (int64_t c = 0; c < columns_; ++c) {
-        p.data[i * columns_ + c] = r.data[i * columns_ + c] + beta[c] * p.data[i * columns_ + c];
+        x_row[c] += step[c] * p_row[c];
+        p_row[c] = r_row[c] + beta[c] * p_row[c];
       }
-    }
+    });
   }
 
   void write_results(const std::vector<int64_t>& iterations, const std::vector<double>& residuals) {
@@ -95,6 +111,12 @@ class CpuOps {
  private:
   void add_products(const T* a, const T* b, int64_t row, double* sums) const {
     for (int64_t c = 0; c < columns_; ++c) sums[c] += double(a[row * columns_ + c]) * double(b[row * columns_ + c]);
+  }
+
+  template <typename RowWork>
+  void for_each_row(RowWork&& row_work) {
+#pragma omp parallel for schedule(static) num_threads(thread_count())
+    for (int64_t i = 0; i < rows_; ++i) row_work(i);
   }
 
   // Runs row_work(i, block partial sums) for every row, a fixed block of rows per task, then
@@ -113,8 +135,9 @@ class CpuOps {
   }
 
   const ConjugateGradientProblem& p_;
+  LocalCsr<T, Index> s_;
   int64_t rows_, columns_, size_, blocks_;
-  std::vector<T> storage_;  // r, direction, product
+  std::unique_ptr<T[]> storage_;  // r, direction, product
   std::vector<double> partial_;
   Dense<T> x_, b_, r_, direction_, product_;
 };
@@ -154,32 +177,34 @@ std::vector<int64_t> reverse_cuthill_mckee(const Csr& s) {
 }
 
 // The system relabelled by `order`: S' = P S P^T, B' = P B; the solution comes back as X = P^T X'.
-template <typename T>
+template <typename T, typename Index>
 class PermutedSystem {
  public:
   PermutedSystem(const ConjugateGradientProblem& p, std::vector<int64_t> order)
-      : p_(p), order_(std::move(order)), rank_(order_.size()), columns_(p.b.cols) {
+      : p_(p), order_(std::move(order)), rank_(order_.size()), columns_(p.b.cols),
+        b_(new T[order_.size() * columns_]), x_(new T[order_.size() * columns_]) {
     for (size_t r = 0; r < order_.size(); ++r) rank_[order_[r]] = static_cast<int64_t>(r);
     permute_matrix();
-    permute_rows(p.b.as<const T>(), b_);
-    x_.resize(b_.size());
+    permute_rows(p.b.as<const T>(), b_.get());
   }
 
-  ConjugateGradientProblem problem() {
+  // The relabelled problem (its S is only read through matrix()).
+  ConjugateGradientProblem problem() const {
     ConjugateGradientProblem q = p_;
-    q.s.indptr.data = indptr_.data();
-    q.s.indices.data = indices_.data();
-    q.s.values.data = values_.data();
-    q.b.data = b_.data();
-    q.x.data = x_.data();
+    q.b.data = b_.get();
+    q.x.data = x_.get();
     return q;
+  }
+
+  LocalCsr<T, Index> matrix() const {
+    return {indptr_.data(), indices_.data(), values_.data(), static_cast<int64_t>(indices_.size())};
   }
 
   void scatter_solution() const {
     T* x = p_.x.as<T>();
 #pragma omp parallel for schedule(static) num_threads(thread_count())
     for (int64_t r = 0; r < static_cast<int64_t>(order_.size()); ++r)
-      std::copy_n(x_.data() + r * columns_, columns_, x + order_[r] * columns_);
+      std::copy_n(x_.get() + r * columns_, columns_, x + order_[r] * columns_);
   }
 
  private:
@@ -201,34 +226,44 @@ class PermutedSystem {
         for (int64_t e = indptr[order_[r]]; e < indptr[order_[r] + 1]; ++e) row.emplace_back(rank_[indices[e]], values[e]);
         std::sort(row.begin(), row.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
         for (size_t j = 0; j < row.size(); ++j) {
-          indices_[indptr_[r] + j] = row[j].first;
+          indices_[indptr_[r] + j] = static_cast<Index>(row[j].first);
           values_[indptr_[r] + j] = row[j].second;
         }
       }
     }
   }
 
-  void permute_rows(const T* source, std::vector<T>& target) const {
-    target.resize(order_.size() * columns_);
+  void permute_rows(const T* source, T* target) const {
 #pragma omp parallel for schedule(static) num_threads(thread_count())
     for (int64_t r = 0; r < static_cast<int64_t>(order_.size()); ++r)
-      std::copy_n(source + order_[r] * columns_, columns_, target.data() + r * columns_);
+      std::copy_n(source + order_[r] * columns_, columns_, target + r * columns_);
   }
 
   const ConjugateGradientProblem& p_;
   std::vector<int64_t> order_, rank_;
   int64_t columns_;
-  std::vector<int64_t> indptr_, indices_;
-  std::vector<T> values_, b_, x_;
+  std::vector<int64_t> indptr_;
+  std::vector<Index> indices_;
+  std::vector<T> values_;
+  std::unique_ptr<T[]> b_, x_;  // uninitialised: permute_rows and the solver write them whole
 };
+
+template <typename T, typename Index>
+void solve(const ConjugateGradientProblem& p) {
+  PermutedSystem<T, Index> permuted(p, reverse_cuthill_mckee(p.s));
+  const ConjugateGradientProblem relabelled = permuted.problem();
+  CpuOps<T, Index> ops(relabelled, permuted.matrix());
+  block_conjugate_gradient(relabelled, ops);
+  permuted.scatter_solution();
+}
 
 template <typename T>
 void solve(const ConjugateGradientProblem& p) {
-  PermutedSystem<T> permuted(p, reverse_cuthill_mckee(p.s));
-  const ConjugateGradientProblem relabelled = permuted.problem();
-  CpuOps<T> ops(relabelled);
-  block_conjugate_gradient(relabelled, ops);
-  permuted.scatter_solution();
+  if (p.s.rows <= std::numeric_limits<int32_t>::max()) {
+    solve<T, int32_t>(p);
+  } else {
+    solve<T, int64_t>(p);
+  }
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // CUDA block CG: the dense [n, C] column operations of block_cg.h on device buffers, all on
 // the caller's stream. The per-column scalars stay on the host (block_cg.h): each column_dots
-// reads C doubles back (one stream synchronisation), advance/redirect upload C scalars.
+// reads C doubles back (one stream synchronisation), advance uploads C scalars, redirect 2 C.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -63,23 +63,24 @@ __global__ void sum_partials(const double* partial, int64_t blocks, int64_t colu
   }
 }
 
-// x += step_c p, r -= step_c q over [rows, C] (size = rows C).
+// r -= step_c q over [rows, C] (size = rows C).
 template <typename T>
-__global__ void advance_kernel(T* x, T* r, const T* p, const T* q, const T* steps, int64_t size, int64_t columns) {
+__global__ void advance_kernel(T* r, const T* q, const T* steps, int64_t size, int64_t columns) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t at = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; at < size; at += stride) {
-    const T step = steps[at % columns];
-    x[at] += step * p[at];
-    r[at] -= step * q[at];
+    r[at] -= steps[at % columns] * q[at];
   }
 }
 
-// p = r + beta_c p over [rows, C].
+// x += step_c p, then p = r + beta_c p over [rows, C]; scalars holds the C steps, then the C betas.
 template <typename T>
-__global__ void redirect_kernel(T* p, const T* r, const T* betas, int64_t size, int64_t columns) {
+__global__ void redirect_kernel(T* x, T* p, const T* r, const T* scalars, int64_t size, int64_t columns) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t at = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; at < size; at += stride) {
-    p[at] = r[at] + betas[at % columns] * p[at];
+    const int64_t column = at % columns;
+    const T direction = p[at];
+    x[at] += scalars[column] * direction;
+    p[at] = r[at] + scalars[columns + column] * direction;
   }
 }
 
@@ -97,7 +98,7 @@ class CudaOps {
       : p_(p), stream_(stream), rows_(p.b.rows), columns_(p.b.cols), size_(rows_ * columns_),
         dot_blocks_((rows_ + kDotBlockRows - 1) / kDotBlockRows), r_storage_(size_, stream),
         direction_storage_(size_, stream), product_storage_(size_, stream), partial_(dot_blocks_ * columns_, stream),
-        dots_(columns_, stream), scalars_(columns_, stream), host_scalars_(static_cast<size_t>(columns_)),
+        dots_(columns_, stream), scalars_(2 * columns_, stream), host_scalars_(2 * static_cast<size_t>(columns_)),
         x_{p.x.as<T>()}, b_{p.b.as<T>()}, r_{r_storage_.get()}, direction_{direction_storage_.get()},
         product_{product_storage_.get()} {}
 
@@ -146,23 +147,27 @@ class CudaOps {
     column_dots(p, q, pq);
   }
 
-  // x += step_c p, r -= step_c q, rr = column dots of r with itself
-  void advance(DeviceDense<T>& x, DeviceDense<T>& r, const DeviceDense<T>& p, const DeviceDense<T>& q,
-               const std::vector<double>& steps, std::vector<double>& rr) {
+  // r -= step_c q, rr = column dots of r with itself
+  void advance(DeviceDense<T>& r, const DeviceDense<T>& q, const std::vector<double>& steps,
+               std::vector<double>& rr) {
     if (size_ > 0) {
       upload_scalars(steps);
-      advance_kernel<T><<<grid_for(size_), kGridStrideThreads, 0, stream_>>>(x.data, r.data, p.data, q.data,
-                                                                             scalars_.get(), size_, columns_);
+      advance_kernel<T><<<grid_for(size_), kGridStrideThreads, 0, stream_>>>(r.data, q.data, scalars_.get(), size_,
+                                                                             columns_);
       CLIPADAPT_CUDA_CHECK_LAUNCH();
     }
     column_dots(r, r, rr);
   }
 
-  void redirect(DeviceDense<T>& p, const DeviceDense<T>& r, const std::vector<double>& betas) {
+  // x += step_c p, then p = r + beta_c p
+  void redirect(DeviceDense<T>& x, DeviceDense<T>& p, const DeviceDense<T>& r, const std::vector<double>& steps,
+                const std::vector<double>& betas) {
     if (size_ == 0) return;
-    upload_scalars(betas);
-    redirect_kernel<T><<<grid_for(size_), kGridStrideThreads, 0, stream_>>>(p.data, r.data, scalars_.get(), size_,
-                                                                            columns_);
+    std::vector<double> scalars(steps);
+    scalars.insert(scalars.end(), betas.begin(), betas.end());
+    upload_scalars(scalars);
+    redirect_kernel<T><<<grid_for(size_), kGridStrideThreads, 0, stream_>>>(x.data, p.data, r.data, scalars_.get(),
+                                                                            size_, columns_);
     CLIPADAPT_CUDA_CHECK_LAUNCH();
   }
 
@@ -188,14 +193,14 @@ class CudaOps {
     return out;
   }
 
-  // The C per-column scalars, rounded to T as conjugate_gradient_cpu does, into scalars_. A copy
+  // Per-column scalars (C or 2 C), rounded to T as conjugate_gradient_cpu does, into scalars_. A copy
   // from pageable host memory returns once the source is staged, so host_scalars_ may be
   // refilled by the next call; the stream orders the copy after the kernels that read the
   // previous scalars.
   void upload_scalars(const std::vector<double>& values) {
     std::transform(values.begin(), values.end(), host_scalars_.begin(), [](double v) { return static_cast<T>(v); });
     CLIPADAPT_CUDA_CHECK(cudaMemcpyAsync(scalars_.get(), host_scalars_.data(),
-                                         static_cast<size_t>(columns_) * sizeof(T), cudaMemcpyHostToDevice, stream_));
+                                         values.size() * sizeof(T), cudaMemcpyHostToDevice, stream_));
   }
 
   // Per-column results into an output on the device (or, should the caller pass one, the host).
@@ -213,7 +218,7 @@ class CudaOps {
   Scratch<T> r_storage_, direction_storage_, product_storage_;
   Scratch<double> partial_;  // [dot_blocks, C]
   Scratch<double> dots_;     // [C]
-  Scratch<T> scalars_;       // [C]: the steps or betas of the current update
+  Scratch<T> scalars_;       // [2 C]: the steps, or the steps then the betas, of the current update
   std::vector<T> host_scalars_;
   DeviceDense<T> x_, b_, r_, direction_, product_;
 };

@@ -14,8 +14,8 @@ constexpr int64_t kPrefetchAhead = 8;
 
 // The gathered rows are contiguous, so the inner loop is a vector FMA; target_clones picks
 // AVX-512 or AVX2 at run time (the wheel itself targets x86-64-v2).
-template <typename T>
-inline void accumulate_row_body(const int64_t* __restrict indices, const T* __restrict values, int64_t begin,
+template <typename Index, typename T>
+inline void accumulate_row_body(const Index* __restrict indices, const T* __restrict values, int64_t begin,
                                 int64_t end, int64_t nnz, const T* __restrict x, int64_t columns,
                                 T* __restrict sum) {
   for (int64_t c = 0; c < columns; ++c) sum[c] = T(0);
@@ -40,6 +40,18 @@ void accumulate_row(const int64_t* indices, const float* values, int64_t begin, 
 
 CLIPADAPT_VECTOR_CLONES
 void accumulate_row(const int64_t* indices, const double* values, int64_t begin, int64_t end, int64_t nnz,
+                    const double* x, int64_t columns, double* sum) {
+  accumulate_row_body(indices, values, begin, end, nnz, x, columns, sum);
+}
+
+CLIPADAPT_VECTOR_CLONES
+void accumulate_row(const int32_t* indices, const float* values, int64_t begin, int64_t end, int64_t nnz,
+                    const float* x, int64_t columns, float* sum) {
+  accumulate_row_body(indices, values, begin, end, nnz, x, columns, sum);
+}
+
+CLIPADAPT_VECTOR_CLONES
+void accumulate_row(const int32_t* indices, const double* values, int64_t begin, int64_t end, int64_t nnz,
                     const double* x, int64_t columns, double* sum) {
   accumulate_row_body(indices, values, begin, end, nnz, x, columns, sum);
 }

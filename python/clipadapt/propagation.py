@@ -71,9 +71,13 @@ class CsrMatrix:
                                        torch.as_tensor(self.values), size=self.shape, check_invariants=False)
 
     @classmethod
-    def from_scipy(cls, matrix: Any, dtype: Dtype = "float64") -> "CsrMatrix":
-        """Wraps a scipy sparse matrix (converted to CSR with sorted int64 indices) as numpy arrays."""
+    def from_scipy(cls, matrix: Any, dtype: Dtype | None = None) -> "CsrMatrix":
+        """Wraps a scipy sparse matrix (converted to CSR with sorted int64 indices) as numpy arrays;
+        its values keep a float32 or float64 dtype unless ``dtype`` says otherwise (any other
+        dtype becomes float64)."""
         csr = matrix.tocsr()
+        if dtype is None:
+            dtype = csr.dtype.name if csr.dtype.name in ("float32", "float64") else "float64"
         csr.sum_duplicates()
         csr.sort_indices()
         return cls(indptr=csr.indptr.astype(np.int64), indices=csr.indices.astype(np.int64),

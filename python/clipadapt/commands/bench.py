@@ -79,6 +79,7 @@ def _add_lp_parser(benchmarks: argparse._SubParsersAction) -> None:
     lp.add_argument("--seed", type=int, default=0, help="seed of the data")
     lp.add_argument("--device", choices=DEVICES, default=None,
                     help="where the graph is built; cuda also runs the CUDA methods (default: cuda when usable)")
+    lp.add_argument("--repeats", type=int, default=1, help="timed runs per method and phase (the fastest is reported)")
     lp.add_argument("--json", default=_LP_JSON, help="result file; {device}, {n}, {classes} and {d} are filled in")
     lp.set_defaults(benchmark_run=_run_lp)
 
@@ -243,7 +244,7 @@ def _run_lp(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     def run(device: str, json_path: str, n: int, classes: int) -> dict[str, Any]:
         return run_lp_benchmark(n, classes, args.d, noise=args.noise, threads=args.threads, seed=args.seed,
-                                device=device, json_path=json_path)
+                                device=device, repeats=args.repeats, json_path=json_path)
 
     return _run_grid(args, parser, {"n": args.n, "classes": args.classes}, run, d=args.d)
 
