@@ -33,6 +33,17 @@ def test_canonical_dot_is_the_32_lane_order(d):
     assert rules.canonical_dot(a, b) == pytest.approx(float(a.astype(np.float64) @ b.astype(np.float64)), rel=1e-12)
 
 
+@pytest.mark.parametrize("d", [1, 33, 128, 769])
+def test_squared_norms_are_the_canonical_dot_of_each_row(d):
+    from clipadapt import _native
+
+    x = np.random.default_rng(d).standard_normal((37, d)).astype(np.float32)
+    x[3] = 0.0
+    norms = np.empty(len(x))
+    _core.squared_norms_into(_native.capsule(x), _native.capsule(norms))
+    assert norms.tolist() == [_lanes_reference(row, row) for row in x]  # bitwise
+
+
 def test_exact_key_rules():
     assert rules.exact_key(0.5, 1.0, 4.0, "cosine") == pytest.approx(0.25)
     assert rules.exact_key(3.0, 0.0, 4.0, "cosine") == 0.0  # a zero row has cosine 0

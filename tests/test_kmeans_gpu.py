@@ -73,6 +73,20 @@ def assert_same_top_k(scores, ids, want_scores, want_ids, seed):
     np.testing.assert_array_equal(scores, numpy_of(want_scores), err_msg=f"seed {seed}")
 
 
+# ---- squared norms the IVF lists keep ------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_squared_norms_equal_cpu_bitwise(dtype):
+    from clipadapt._native import _core
+
+    x = gaussian(1001, 161, dtype, fresh_seed())
+    norms = torch.empty(len(x), dtype=torch.float64, device=DEVICE)
+    _core.squared_norms_into(_native.capsule(x), _native.capsule(norms))
+    want = torch.empty(len(x), dtype=torch.float64)
+    _core.squared_norms_into(_native.capsule(x.cpu()), _native.capsule(want))
+    np.testing.assert_array_equal(numpy_of(norms), numpy_of(want))
+
+
 # ---- group_by_cluster ----------------------------------------------------------------------
 
 

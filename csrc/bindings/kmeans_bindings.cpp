@@ -88,12 +88,13 @@ void kmeans_plus_plus_into(const py::capsule& x, const std::string& metric, uint
 }
 
 void ivf_search_into(const py::capsule& queries, const py::capsule& vectors, const py::capsule& ids,
-                     const py::capsule& offsets, const py::capsule& probes, int64_t k, const std::string& metric,
+                     const py::capsule& row_norms, const py::capsule& offsets, const py::capsule& probes, int64_t k, const std::string& metric,
                      const py::capsule& scores, const py::capsule& indices, uintptr_t stream) {
   kmeans::IvfSearchProblem problem;
   problem.queries = matrix_from_capsule(queries, "queries", false);
   problem.vectors = matrix_from_capsule(vectors, "vectors", false);
   problem.ids = matrix_from_capsule(ids, "ids", false);
+  problem.row_norms = matrix_from_capsule(row_norms, "row_norms", false);
   problem.offsets = matrix_from_capsule(offsets, "offsets", false);
   problem.probes = matrix_from_capsule(probes, "probes", false);
   problem.k = k;
@@ -104,6 +105,7 @@ void ivf_search_into(const py::capsule& queries, const py::capsule& vectors, con
   require_one_device({{problem.queries, "queries"},
                       {problem.vectors, "index"},
                       {problem.ids, "ids"},
+                      {problem.row_norms, "row_norms"},
                       {problem.offsets, "offsets"},
                       {problem.probes, "probes"},
                       {problem.scores, "scores"},
@@ -128,7 +130,7 @@ void register_kmeans(py::module_& m) {
   m.def("kmeans_plus_plus_into", &kmeans_plus_plus_into, py::arg("x"), py::arg("metric"), py::arg("seed"),
         py::arg("chosen"), py::arg("stream") = 0, "k-means++ seeding: chosen row ids.");
   m.def("ivf_search_into", &ivf_search_into, py::arg("queries"), py::arg("vectors"), py::arg("ids"),
-        py::arg("offsets"), py::arg("probes"), py::arg("k"), py::arg("metric"), py::arg("scores"),
+        py::arg("row_norms"), py::arg("offsets"), py::arg("probes"), py::arg("k"), py::arg("metric"), py::arg("scores"),
         py::arg("indices"), py::arg("stream") = 0, "Exact top-k within the probed inverted lists.");
 }
 

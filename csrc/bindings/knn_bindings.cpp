@@ -52,6 +52,16 @@ void knn_into(const py::capsule& queries, const py::capsule& database, int64_t k
   dispatch(problem, problem.queries, &knn::knn_cpu, CLIPADAPT_CUDA_KERNEL(knn::knn_cuda));
 }
 
+void squared_norms_into(const py::capsule& x, const py::capsule& out, uintptr_t stream) {
+  knn::SquaredNormsProblem problem;
+  problem.x = matrix_from_capsule(x, "x", false);
+  problem.out = matrix_from_capsule(out, "out", true);
+  problem.stream = reinterpret_cast<void*>(stream);
+  require_same_device(problem.x, "x", problem.out, "out");
+  knn::validate(problem);
+  dispatch(problem, problem.x, &knn::squared_norms_cpu, CLIPADAPT_CUDA_KERNEL(knn::squared_norms_cuda));
+}
+
 }  // namespace
 
 void register_knn(py::module_& m) {
@@ -59,6 +69,8 @@ void register_knn(py::module_& m) {
         py::arg("exclude_self"), py::arg("precision"), py::arg("scores"), py::arg("indices"),
         py::arg("stream") = 0,
         "Exact k-NN of DLPack capsules into preallocated float32 scores and int64 indices [nq, k].");
+  m.def("squared_norms_into", &squared_norms_into, py::arg("x"), py::arg("out"), py::arg("stream") = 0,
+        "Canonical squared norms (float64 [n]) of the rows of x, as every exact score computes them.");
 }
 
 }  // namespace clipadapt::bindings

@@ -7,3 +7,11 @@
 #else
 #define CLIPADAPT_VECTOR_CLONES
 #endif
+
+// A helper of a CLIPADAPT_VECTOR_CLONES function: inlined into each clone, so compiled for
+// the clone's instruction set.
+#if defined(__GNUC__)
+#define CLIPADAPT_CLONE_INLINE inline __attribute__((always_inline))
+#else
+#define CLIPADAPT_CLONE_INLINE inline
+#endif

@@ -75,6 +75,7 @@ struct IvfSearchProblem {
   Matrix queries;   // [nq, d]
   Matrix vectors;   // [N, d], grouped by list, same dtype as queries
   Matrix ids;       // int64 [N] user ids of the grouped vectors
+  Matrix row_norms; // float64 [N] canonical squared norms of the vectors (knn::squared_norms_cpu)
   Matrix offsets;   // int64 [lists + 1]
   Matrix probes;    // int64 [nq, nprobe] list ids per query (-1 and out-of-range entries are skipped)
   int64_t k = 1;

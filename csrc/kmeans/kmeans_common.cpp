@@ -61,6 +61,8 @@ void validate(const IvfSearchProblem& p) {
   require(p.vectors.dtype == p.queries.dtype, "queries: dtype must equal the index's vector dtype");
   require(p.vectors.cols == p.queries.cols, "queries: dimension differs from the index");
   require_int64(p.ids, "ids", p.vectors.rows, 1);
+  require(p.row_norms.dtype == DType::Float64 && p.row_norms.rows == p.vectors.rows && p.row_norms.cols == 1,
+          "row_norms: must be float64 [N], the squared norms of the index's vectors");
   require(p.offsets.dtype == DType::Int64 && p.offsets.rows >= 2, "offsets: must be int64 [lists + 1]");
   require(p.probes.dtype == DType::Int64 && p.probes.rows == p.queries.rows, "probes: must be int64 [nq, nprobe]");
   require(p.k >= 1, "k: must be >= 1");

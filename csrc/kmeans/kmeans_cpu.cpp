@@ -141,7 +141,7 @@ struct IvfPass {
   const int64_t* output_rows;   // row of scores / indices for each pending query
   const std::vector<double>& query_norms;
   const std::vector<float>& query_terms;
-  const std::vector<double>& row_norms;  // canonical squared norms of the probed lists' rows
+  const double* row_norms;      // canonical squared norms of the index's rows
   int64_t width;
   std::vector<char>& retry;     // out: the band did not fit in the list
 };
@@ -169,29 +169,6 @@ void chunk_terms(const double* squared_norms, int64_t count, knn::Metric metric,
   }
 }
 
-// Canonical squared norms of the rows of every list some query probes, computed once per
-// search (a list probed by many query blocks is not recomputed); other entries stay 0, unread.
-std::vector<double> probed_row_norms(const IvfSearchProblem& p) {
-  const int64_t lists = p.offsets.rows - 1, nprobe = p.probes.cols;
-  const auto* offsets = p.offsets.as<const int64_t>();
-  std::vector<char> probed(lists, 0);
-  for (int64_t q = 0; q < p.probes.rows; ++q) {
-    const int64_t* probe_row = p.probes.as<const int64_t>() + q * nprobe;
-    for (int64_t j = 0; j < nprobe; ++j) {
-      if (scans_probe(probe_row, j, lists)) probed[probe_row[j]] = 1;
-    }
-  }
-  std::vector<double> norms(p.vectors.rows, 0.0);
-#pragma omp parallel for schedule(dynamic, 16) num_threads(thread_count())
-  for (int64_t list = 0; list < lists; ++list) {
-    if (!probed[list]) continue;
-    for (int64_t row = offsets[list]; row < offsets[list + 1]; ++row) {
-      norms[row] = knn::canonical_row_dot(p.vectors, row, p.vectors, row);
-    }
-  }
-  return norms;
-}
-
 // Scans one list for the block's queries pairs[first, last) (all probing that list).
 void scan_list(const IvfPass& f, int64_t q0, int64_t first, int64_t last, IvfWorkspace& ws) {
   const IvfSearchProblem& p = f.problem;
@@ -205,7 +182,7 @@ void scan_list(const IvfPass& f, int64_t q0, int64_t first, int64_t last, IvfWor
     const int64_t xn = std::min(kListChunkRows, offsets[list + 1] - x0);
     const float* rows = knn::rows_for_blas(p.vectors, x0, xn, ws.rows);
     knn::RowNormBounds chunk_bounds;
-    chunk_terms(f.row_norms.data() + x0, xn, p.metric, ws.row_terms, chunk_bounds);
+    chunk_terms(f.row_norms + x0, xn, p.metric, ws.row_terms, chunk_bounds);
     ws.keys.resize(g * xn);
     knn::dot_tile(ws.group.data(), g, rows, xn, d, ws.keys.data());
     for (int64_t i = 0; i < g; ++i) {
@@ -224,7 +201,7 @@ void rescore_block(const IvfPass& f, int64_t q0, int64_t qn, IvfWorkspace& ws) {
     knn::Candidate* list = ws.heaps.data() + r * f.width;
     std::sort(list, list + f.width, knn::better);
     const int64_t out = f.output_rows[q0 + r];
-    knn::RescoreTarget target{&f.queries, q0 + r,   f.query_norms[q0 + r], &p.vectors, f.row_norms.data(),
+    knn::RescoreTarget target{&f.queries, q0 + r,   f.query_norms[q0 + r], &p.vectors, f.row_norms,
                               p.ids.as<const int64_t>(),
                               p.metric,   p.k,      ws.scanned[r],         0.0,        f.width >= p.vectors.rows};
     f.retry[q0 + r] = !knn::rescore_query(target, list, f.width, p.scores.as<float>() + out * p.k,
@@ -360,7 +337,7 @@ void ivf_search_cpu(const IvfSearchProblem& p) {
   if (p.queries.rows == 0) return;
   knn::ensure_single_threaded_blas();
   const std::vector<double> all_norms = knn::canonical_squared_norms(p.queries);
-  const std::vector<double> row_norms = probed_row_norms(p);
+  const double* row_norms = p.row_norms.as<const double>();
   std::vector<int64_t> pending(p.queries.rows);
   for (int64_t i = 0; i < p.queries.rows; ++i) pending[i] = i;
   Matrix queries = p.queries, probes = p.probes;

@@ -294,7 +294,8 @@ size_t ivf_shared_bytes(int k) { return size_t(kIvfWarps) * k * (sizeof(int64_t)
 // reads each row once anyway. Shared memory: kIvfWarps best-first lists (indices, then keys).
 template <typename T>
 __global__ void __launch_bounds__(kIvfThreads)
-    ivf_search_kernel(const T* queries, const T* vectors, const int64_t* ids, const int64_t* offsets, int64_t lists,
+    ivf_search_kernel(const T* queries, const T* vectors, const int64_t* ids, const double* row_norms,
+                      const int64_t* offsets, int64_t lists,
                       const int64_t* probes, int64_t nprobe, int64_t d, int k, Metric metric, float* out_scores,
                       int64_t* out_indices) {
   extern __shared__ __align__(16) unsigned char shared[];
@@ -318,8 +319,8 @@ __global__ void __launch_bounds__(kIvfThreads)
     if (!scans_probe(probe_row, probe, lists)) continue;
     const int64_t list = probe_row[probe], end = offsets[list + 1];
     for (int64_t e = offsets[list] + warp; e < end; e += kIvfWarps) {  // warp-uniform loop
-      const double2 sums = knn::warp_canonical_dot_and_square(query, knn::ElementsOf<T>::view(vectors + e * d), d, lane);
-      const float key = knn::exact_key(sums.x, query_squared, sums.y, metric);
+      const double dot = knn::warp_canonical_dot(query, knn::ElementsOf<T>::view(vectors + e * d), d, lane);
+      const float key = knn::exact_key(dot, query_squared, row_norms[e], metric);
       if (key == key) knn::warp_insert(keys, indices, k, key, ids[e], lane);
     }
   }
@@ -351,7 +352,8 @@ void ivf_search_typed(const IvfSearchProblem& p, cudaStream_t stream) {
   CLIPADAPT_CUDA_CHECK(cudaFuncSetAttribute(ivf_search_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(shared_bytes)));
   ivf_search_kernel<T><<<static_cast<unsigned>(nq), kIvfThreads, shared_bytes, stream>>>(
-      p.queries.as<const T>(), p.vectors.as<const T>(), p.ids.as<const int64_t>(), p.offsets.as<const int64_t>(),
+      p.queries.as<const T>(), p.vectors.as<const T>(), p.ids.as<const int64_t>(), p.row_norms.as<const double>(),
+      p.offsets.as<const int64_t>(),
       p.offsets.rows - 1, p.probes.as<const int64_t>(), p.probes.cols, d, k, p.metric, p.scores.as<float>(),
       p.indices.as<int64_t>());
   CLIPADAPT_CUDA_CHECK_LAUNCH();

@@ -47,22 +47,6 @@ __device__ __forceinline__ double warp_canonical_dot(Elements a, Elements b, int
   return __shfl_sync(kFullMask, sum, 0);
 }
 
-// warp_canonical_dot(q, x) and warp_canonical_dot(x, x) in one pass over x.
-template <typename Elements>
-__device__ __forceinline__ double2 warp_canonical_dot_and_square(Elements q, Elements x, int64_t d, int lane) {
-  double dot = 0.0, squared = 0.0;
-  for (int64_t c = lane; c < d; c += kCanonicalLanes) {
-    const double value = x[c];
-    dot += double(q[c]) * value;
-    squared += value * value;
-  }
-  for (int offset = kCanonicalLanes / 2; offset >= 1; offset /= 2) {
-    dot += __shfl_down_sync(kFullMask, dot, offset);
-    squared += __shfl_down_sync(kFullMask, squared, offset);
-  }
-  return make_double2(__shfl_sync(kFullMask, dot, 0), __shfl_sync(kFullMask, squared, 0));
-}
-
 // Norm bounds of key_error_bound as the bit patterns of non-negative doubles (ordered like
 // the doubles, so atomicMax on them is a max on the values).
 struct DeviceNormBounds {
@@ -79,7 +63,7 @@ __device__ __forceinline__ void include_squared_norm(DeviceNormBounds* bounds, d
   }
 }
 
-// One warp per row: canonical squared norm, fast-pass term, and (optionally) the bounds.
+// One warp per row: canonical squared norm, and (optionally) fast-pass term and bounds.
 template <typename T>
 __global__ void canonical_norms_kernel(const T* rows, int64_t count, int64_t d, Metric metric, double* squared_norms,
                                        float* terms, DeviceNormBounds* bounds) {
@@ -90,7 +74,7 @@ __global__ void canonical_norms_kernel(const T* rows, int64_t count, int64_t d, 
   const double squared = warp_canonical_dot(values, values, d, lane);
   if (lane != 0) return;
   squared_norms[row] = squared;
-  terms[row] = fast_term(squared, metric);
+  if (terms != nullptr) terms[row] = fast_term(squared, metric);
   if (bounds != nullptr) include_squared_norm(bounds, squared);
 }
 
@@ -103,6 +87,12 @@ void launch_canonical_norms(const T* rows, int64_t count, int64_t d, Metric metr
   canonical_norms_kernel<T><<<blocks, 32 * kRowsPerBlock, 0, stream>>>(rows, count, d, metric, squared_norms, terms,
                                                                         bounds);
   CLIPADAPT_CUDA_CHECK_LAUNCH();
+}
+
+// The squared norms alone.
+template <typename T>
+void launch_canonical_norms(const T* rows, int64_t count, int64_t d, double* squared_norms, cudaStream_t stream) {
+  launch_canonical_norms(rows, count, d, Metric::InnerProduct, squared_norms, nullptr, nullptr, stream);
 }
 
 // A fast pass's output: per query, `width` (fast key, database row) pairs, best first; an

@@ -40,4 +40,16 @@ void validate(const KnnProblem& problem);
 void knn_cpu(const KnnProblem& problem);
 void knn_cuda(const KnnProblem& problem);
 
+// The canonical squared norm (exact_score.h) of every row: what each exact score of the row
+// uses, for callers that score the same rows again and again (an IVF index keeps its lists').
+struct SquaredNormsProblem {
+  Matrix x;                // [n, d] float32 / float16 / bfloat16
+  Matrix out;              // out: float64 [n]
+  void* stream = nullptr;
+};
+
+void validate(const SquaredNormsProblem& problem);
+void squared_norms_cpu(const SquaredNormsProblem& problem);
+void squared_norms_cuda(const SquaredNormsProblem& problem);
+
 }  // namespace clipadapt::knn

@@ -30,4 +30,11 @@ void validate(const KnnProblem& p) {
           "indices (output): must be int64 [nq, k]");
 }
 
+void validate(const SquaredNormsProblem& p) {
+  require(p.x.dtype == DType::Float32 || p.x.dtype == DType::Float16 || p.x.dtype == DType::BFloat16,
+          "x: rows must be float32, float16 or bfloat16");
+  require(p.out.dtype == DType::Float64 && p.out.rows == p.x.rows && p.out.cols == 1,
+          "out: must be float64 [n], one entry per row of x");
+}
+
 }  // namespace clipadapt::knn

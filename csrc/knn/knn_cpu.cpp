@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <functional>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/errors.h"
@@ -56,22 +57,63 @@ namespace {
 // whose fixed cost (dispatch, packing) dominates the few-query x short-list tiles of an IVF scan.
 constexpr int64_t kSmallTileProducts = 128 * 1024;
 
-// Eight partial sums per dot product: the loop vectorises in every clone.
-CLIPADAPT_VECTOR_CLONES
-void small_dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d, float* out) {
-  constexpr int kPartials = 8;
-  for (int64_t i = 0; i < qn; ++i) {
-    for (int64_t j = 0; j < xn; ++j) {
-      float partial[kPartials] = {};
-      int64_t c = 0;
-      for (; c + kPartials <= d; c += kPartials)
-        for (int l = 0; l < kPartials; ++l) partial[l] += q[i * d + c + l] * x[j * d + c + l];
-      float sum = 0.0f;
-      for (; c < d; ++c) sum += q[i * d + c] * x[j * d + c];
-      for (int l = 0; l < kPartials; ++l) sum += partial[l];
-      out[i * xn + j] = sum;
+// Sixteen float32 lanes: one AVX-512 register, two AVX2 or four SSE registers in the clones.
+using Lanes = float __attribute__((vector_size(64)));
+
+// Lanes pass by reference: a 64-byte vector by value has another ABI in the non-AVX-512 clones.
+CLIPADAPT_CLONE_INLINE void load_lanes(Lanes& v, const float* p) { std::memcpy(&v, p, sizeof(v)); }
+
+CLIPADAPT_CLONE_INLINE float sum_lanes(const Lanes& v) {
+  using Half = float __attribute__((vector_size(32)));
+  using Quarter = float __attribute__((vector_size(16)));
+  const Half h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                 __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const Quarter g = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+  return (g[0] + g[2]) + (g[1] + g[3]);
+}
+
+// A Queries x Rows block of dot products with one register of lane sums each: every loaded
+// query chunk serves Rows products and every row chunk Queries products, so the loop runs at
+// the multiply-add rate rather than the load rate (a small IVF tile is reused from L1).
+template <int Queries, int Rows>
+CLIPADAPT_CLONE_INLINE void dot_block(const float* q, const float* x, int64_t d, float* out, int64_t out_stride) {
+  Lanes sums[Queries][Rows] = {};
+  int64_t c = 0;
+  for (; c + 16 <= d; c += 16) {
+    Lanes rows[Rows], query;
+    for (int r = 0; r < Rows; ++r) load_lanes(rows[r], x + r * d + c);
+    for (int i = 0; i < Queries; ++i) {
+      load_lanes(query, q + i * d + c);
+      for (int r = 0; r < Rows; ++r) sums[i][r] += query * rows[r];
     }
   }
+  for (int i = 0; i < Queries; ++i) {
+    for (int r = 0; r < Rows; ++r) {
+      float sum = sum_lanes(sums[i][r]);
+      for (int64_t tail = c; tail < d; ++tail) sum += q[i * d + tail] * x[r * d + tail];
+      out[i * out_stride + r] = sum;
+    }
+  }
+}
+
+// Rows Queries at a time, then the remaining queries one at a time.
+template <int Queries>
+CLIPADAPT_CLONE_INLINE int64_t dot_query_rows(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d,
+                                              float* out) {
+  constexpr int kRows = 4;
+  int64_t i = 0;
+  for (; i + Queries <= qn; i += Queries) {
+    int64_t j = 0;
+    for (; j + kRows <= xn; j += kRows) dot_block<Queries, kRows>(q + i * d, x + j * d, d, out + i * xn + j, xn);
+    for (; j < xn; ++j) dot_block<Queries, 1>(q + i * d, x + j * d, d, out + i * xn + j, xn);
+  }
+  return i;
+}
+
+CLIPADAPT_VECTOR_CLONES
+void small_dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d, float* out) {
+  const int64_t paired = dot_query_rows<2>(q, qn, x, xn, d, out);
+  dot_query_rows<1>(q + paired * d, qn - paired, x, xn, d, out + paired * xn);
 }
 
 }  // namespace
@@ -102,19 +144,30 @@ void dots_to_keys(float* row, int64_t count, float query_term, const float* data
 }
 
 // Blocks whose every key is below the current worst are rejected with one vector compare;
-// that is almost every block once the heap has warmed up. NaN keys never pass (excluded
-// self, or unchecked input).
+// that is almost every block once the heap has warmed up. In a block that passes, the keys
+// that reach the worst are collected without branches and only those are offered: whether a
+// key passes is data-dependent and unpredictable, so a branch per key would cost more than
+// the heap updates themselves. NaN keys never pass (excluded self, or unchecked input).
 CLIPADAPT_VECTOR_CLONES
 void offer_row(const float* keys, int64_t count, int64_t first_index, const int64_t* ids, Candidate* heap,
                int64_t k) {
   constexpr int64_t kBlock = 32;
+  int64_t reaching[kBlock];
   for (int64_t start = 0; start < count; start += kBlock) {
     const int64_t stop = std::min(start + kBlock, count);
     const float worst = heap[0].key;
     int reaches = 0;
     for (int64_t j = start; j < stop; ++j) reaches |= keys[j] >= worst;
     if (!reaches) continue;
-    for (int64_t j = start; j < stop; ++j) offer(heap, k, Candidate{keys[j], ids ? ids[j] : first_index + j});
+    int64_t passed = 0;
+    for (int64_t j = start; j < stop; ++j) {
+      reaching[passed] = j;
+      passed += keys[j] >= worst;
+    }
+    for (int64_t p = 0; p < passed; ++p) {
+      const int64_t j = reaching[p];
+      offer(heap, k, Candidate{keys[j], ids ? ids[j] : first_index + j});
+    }
   }
 }
 

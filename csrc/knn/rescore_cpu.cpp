@@ -29,13 +29,26 @@ double canonical_row_dot(const Matrix& a, int64_t i, const Matrix& b, int64_t j)
   }
 }
 
-std::vector<double> canonical_squared_norms(const Matrix& m) {
-  std::vector<double> norms(m.rows);
+namespace {
+
+void canonical_squared_norms_into(const Matrix& m, double* norms) {
   // A few rows (centroids, a query) are not worth waking the threads for.
   constexpr int64_t kParallelElements = int64_t(1) << 18;
 #pragma omp parallel for schedule(static) num_threads(thread_count()) if (m.rows * m.cols >= kParallelElements)
   for (int64_t row = 0; row < m.rows; ++row) norms[row] = canonical_row_dot(m, row, m, row);
+}
+
+}  // namespace
+
+std::vector<double> canonical_squared_norms(const Matrix& m) {
+  std::vector<double> norms(m.rows);
+  canonical_squared_norms_into(m, norms.data());
   return norms;
+}
+
+void squared_norms_cpu(const SquaredNormsProblem& p) {
+  validate(p);
+  canonical_squared_norms_into(p.x, p.out.as<double>());
 }
 
 std::vector<float> fast_terms(const std::vector<double>& squared_norms, Metric metric) {

@@ -26,15 +26,28 @@ _SAVED_ROWS = ("vectors", "ids", "lists")
 @dataclass(frozen=True)
 class _Segment:
     """Rows added together, grouped by list: list l's rows are ``vectors[offsets[l]:offsets[l + 1]]``
-    (in the order they were added), with their ``indices``; arrays in the index's storage library."""
+    (in the order they were added), with their ``indices`` and squared norms (computed once, as
+    every exact score computes them, instead of at each search); arrays in the index's storage
+    library."""
 
     vectors: Any  # [m, d]
     indices: Any  # int64 [m]
     offsets: Any  # int64 [K + 1]
+    row_norms: Any  # float64 [m]
 
     @property
     def list_sizes(self) -> np.ndarray:
         return np.diff(to_numpy(self.offsets))
+
+
+def _squared_norms(rows: Any) -> Any:
+    """float64 [m], in the rows' library and device: each row's squared norm as every exact
+    score computes it."""
+    x = _native.as_input(rows, "x")
+    norms = _native.empty(x, (x.shape[0],), "float64")
+    stream = _native.current_stream(x)
+    _core.squared_norms_into(_native.capsule(x.value, stream), _native.capsule(norms, stream), stream)
+    return norms
 
 
 def check_search(k: int, nprobe: int, *, rows: int, lists: int) -> None:
@@ -197,7 +210,8 @@ class IVFIndex:
         stream = _native.current_stream(q)
         capsule = _native.capsule
         _core.ivf_search_into(capsule(q.value, stream), capsule(packed.vectors, stream),
-                              capsule(packed.indices, stream), capsule(packed.offsets, stream),
+                              capsule(packed.indices, stream), capsule(packed.row_norms, stream),
+                              capsule(packed.offsets, stream),
                               capsule(probes, stream), k, self.metric, capsule(scores, stream),
                               capsule(indices, stream), stream)
         return scores, indices
@@ -275,7 +289,8 @@ class IVFIndex:
     def _append(self, rows: _native.Array, indices: Any, lists: Any) -> None:
         """One more segment: the rows grouped by their ``lists`` int64 [n] (a stable counting sort)."""
         order, offsets = group_by_cluster(rows, lists, self.n_lists)
-        self._segments.append(_Segment(rows.value[order], indices[order], offsets))
+        vectors = rows.value[order]
+        self._segments.append(_Segment(vectors, indices[order], offsets, _squared_norms(vectors)))
         self._dtype = rows.dtype
 
     def _packed(self) -> _Segment:
@@ -291,12 +306,14 @@ class IVFIndex:
         like = _native.as_input(self._segments[0].vectors, "vectors")
         vectors = _native.empty(like, (total, like.shape[1]), like.dtype)
         indices = _native.empty(like, (total,), "int64")
+        row_norms = _native.empty(like, (total,), "float64")
         for segment, segment_sizes, segment_starts in zip(self._segments, sizes, starts):
             shift = segment_starts - to_numpy(segment.offsets)[:-1]  # packed row - segment row, per list
             rows = np.repeat(shift, segment_sizes) + np.arange(int(segment_sizes.sum()))
             destination = self._from_host(rows)
             vectors[destination] = segment.vectors
             indices[destination] = segment.indices
-        packed = _Segment(vectors, indices, self._from_host(offsets))
+            row_norms[destination] = segment.row_norms
+        packed = _Segment(vectors, indices, self._from_host(offsets), row_norms)
         self._segments = [packed]
         return packed

@@ -480,11 +480,11 @@ def _measure(entry: Method | Skipped, graph: KnnGraph, seeds: np.ndarray, warmup
 
 def block_cg_bytes_per_iteration(matrix: Any, columns: int) -> int:
     """The memory traffic one iteration of the block CG must move, at the least: S once
-    (indptr, int64 column ids, values) and twelve passes over an [n, C] matrix of S's dtype
-    (q = p - alpha S p reads P for the gather and for p, writes Q; x += step p, r -= step q
-    read four and write two; p = r + beta p reads two and writes one)."""
+    (indptr, int32 column ids, values) and eleven passes over an [n, C] matrix of S's dtype
+    (q = p - alpha S p reads P for the gather and for p, writes Q; r -= step q reads two and
+    writes one; x += step p, p = r + beta p read three and write two)."""
     n, value_bytes = matrix.shape[0], int(np.dtype(matrix.dtype).itemsize)
-    return (n + 1) * 8 + matrix.nnz * (8 + value_bytes) + 12 * n * columns * value_bytes
+    return (n + 1) * 8 + matrix.nnz * (4 + value_bytes) + 11 * n * columns * value_bytes
 
 
 def _row_key(row: dict[str, Any]) -> tuple[str, str]:
@@ -567,7 +567,7 @@ def format_lp_table(result: dict[str, Any]) -> str:
               "argmax label equals the reference's, the scipy recipe's, the synthetic class",
               f"reference: {reference['method']}{converged}",
               "scipy/this solve = the scipy recipe's solve time / this method's (> 1: this method faster); MB/iter = "
-              "bytes one block-CG iteration must move (S once + 12 passes over [n, C]); GB/s = MB/iter x iters / "
+              "bytes one block-CG iteration must move (S once + 11 passes over [n, C]); GB/s = MB/iter x iters / "
               f"solve s; of copy BW = that / {_describe_bandwidth(result['memory_bandwidth'])}"]
     rows = [_table_row(row) for row in result["rows"]]
     return "\n".join([title, format_table(headers, rows, align="lllrrrrrrrrrrrrrrl"), *legend])
