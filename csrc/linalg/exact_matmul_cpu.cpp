@@ -91,10 +91,7 @@ int64_t round_tile(const Operands& o, int64_t first_row, int64_t rows, const dou
     typename Output::Bits* out_row = out + i * out_columns + o.first_column;
     for (int64_t c = 0; c < o.columns; ++c) {
       const int64_t j = o.first_column + c;
-      const double estimate = products[r * o.columns + c];
-      if (rounds_alike<Output>(estimate, row_error * o.b_norms[j])) {
-        out_row[c] = Output::round(estimate);
-      } else {
+      if (!rounds_alike<Output>(products[r * o.columns + c], row_error * o.b_norms[j], out_row[c])) {
         out_row[c] = Output::round(knn::canonical_row_dot(o.a, i, o.b_rows, j));
         ++recomputed;
       }

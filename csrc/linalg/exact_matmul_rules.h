@@ -31,13 +31,14 @@ CLIPADAPT_HD double float64_dot_error(int64_t d) {
   return 1.01 * (2.0 * terms / (1.0 - terms) + 4.0 * u);
 }
 
-// Whether every float64 within `error` of `estimate` rounds to the same bits of the output:
-// then so does the canonical dot, and rounding the estimate gives its result. False when the
-// interval holds a rounding boundary (a midpoint between neighbouring values, the overflow
-// threshold, or zero, whose sign the output keeps).
+// Whether every float64 within `error` of `estimate` rounds to the same bits of the output,
+// and then those bits in `bits`: the canonical dot, being one of them, rounds to them too.
+// False when the interval holds a rounding boundary (a midpoint between neighbouring values,
+// the overflow threshold, or zero, whose sign the output keeps).
 template <typename Output>
-CLIPADAPT_HD bool rounds_alike(double estimate, double error) {
-  return Output::round(estimate - error) == Output::round(estimate + error);
+CLIPADAPT_HD bool rounds_alike(double estimate, double error, typename Output::Bits& bits) {
+  bits = Output::round(estimate - error);
+  return bits == Output::round(estimate + error);
 }
 
 }  // namespace clipadapt::linalg
