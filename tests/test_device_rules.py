@@ -215,3 +215,53 @@ def _native_capsule(array):
     from clipadapt import _native
 
     return _native.capsule(array, 0)
+
+
+def _rounding_probes(format_values):
+    """float64 values that test a rounding to a narrower format: every finite value of the
+    format, the exact midpoints between neighbours, one float64 step either side of each, and
+    random values over the whole range (float64 subnormals, NaN and infinities included)."""
+    finite = np.unique(np.abs(format_values[np.isfinite(format_values)]))
+    midpoints = (finite[:-1] + finite[1:]) / 2  # exact in float64
+    edges = np.concatenate([finite, midpoints, [finite[-1] + (finite[-1] - finite[-2]) / 2]])  # + overflow threshold
+    around = np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)])
+    rng = np.random.default_rng(7)
+    spread = rng.standard_normal(200_000) * 2.0 ** rng.integers(-160, 140, 200_000).astype(np.float64)
+    special = np.array([0.0, 5e-324, 1e-310, np.inf, 1e300, np.nan])
+    values = np.concatenate([around, spread, special])
+    return np.concatenate([values, -values])
+
+
+def _bfloat16_reference(values):
+    """Round to nearest even to bfloat16 (8 significant bits, subnormals from 2^-133) in float64
+    arithmetic, independently of the C++ bit manipulation; as bfloat16 bit patterns."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        _, exponent = np.frexp(values)  # |value| = m 2^exponent, 0.5 <= m < 1
+        quantum = np.maximum(exponent - 8, -133).astype(np.float64)
+        rounded = np.ldexp(np.rint(np.ldexp(values, -quantum.astype(int))), quantum.astype(int))  # np.rint: ties to even
+        rounded = np.where(np.isfinite(values) & (np.abs(rounded) >= 2.0 ** 128), np.copysign(np.inf, values), rounded)
+        rounded = np.where(np.isfinite(values), rounded, values)
+    bits = (rounded.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)  # exact: rounded has 8 bits
+    return np.where(np.isnan(values), (np.signbit(values).astype(np.uint16) << 15) | 0x7fc0, bits)
+
+
+def test_float16_from_double_is_numpys_single_rounding():
+    """numpy's float64 -> float16 astype rounds once, to nearest even: the reference."""
+    values = _rounding_probes(np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float64))
+    with np.errstate(over="ignore"):
+        expected = values.astype(np.float16).view(np.uint16)
+    got = rules.float16_from_double(values)
+    nan = np.isnan(values)
+    np.testing.assert_array_equal(got[~nan], expected[~nan])
+    assert np.all((got[nan] & 0x7e00) == 0x7e00)  # a quiet NaN
+    # Not through float32: 1 + 2^-11 + 2^-40 lies above the midpoint of 1 and 1 + 2^-10.
+    assert rules.float16_from_double(np.array([1 + 2**-11 + 2**-40]))[0] == 0x3c01
+    assert np.float16(np.float32(1 + 2**-11 + 2**-40)) == 1.0  # the double rounding it avoids
+
+
+def test_bfloat16_from_double_rounds_once_to_nearest_even():
+    with np.errstate(invalid="ignore"):  # signalling NaNs among the patterns
+        all_bfloat16 = (np.arange(2**16, dtype=np.uint32) << 16).view(np.float32).astype(np.float64)
+    values = _rounding_probes(all_bfloat16)
+    np.testing.assert_array_equal(rules.bfloat16_from_double(values), _bfloat16_reference(values))
+    assert rules.bfloat16_from_double(np.array([1 + 2**-8 + 2**-40]))[0] == 0x3f81  # above the midpoint

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from clipadapt.bench.data import synthetic_clip
 from clipadapt.reclip import (agreement_mask, centroid_logits, combined_logits, cut_dim_for, epoch_count,
-                              propagate_pseudo_labels, text_branch_loss, text_projection, visual_branch_loss)
+                              propagate_pseudo_labels, pseudo_label_nodes, text_branch_loss, text_projection,
+                              visual_branch_loss)
 
 
 def text_embeddings(classes=10, d=32, seed=0):
@@ -54,6 +55,17 @@ def test_pseudo_labels_put_text_nodes_first_and_label_images_in_order():
     order = torch.randperm(600, generator=torch.Generator().manual_seed(3))
     shuffled = propagate_pseudo_labels(text, images[order], text_projection(text))
     assert (shuffled.labels == pseudo.labels[order]).float().mean() > 0.99
+
+
+def test_pseudo_label_nodes_project_in_float16_each_entry_exactly_rounded():
+    """The released float16 product [text; images] @ P, each entry the float64 dot rounded once
+    to float16 (within torch's float32-summed matmul's error of it), normalised in float16."""
+    text, images, _ = clustered()
+    projection = text_projection(text)
+    nodes = torch.cat([text, images]).half()
+    exact = torch.from_numpy((nodes.double().numpy() @ projection.double().numpy()).astype(np.float16))
+    assert torch.equal(pseudo_label_nodes(text, images, projection), F.normalize(exact, dim=1).float())
+    torch.testing.assert_close(exact, nodes @ projection, atol=1e-3, rtol=2e-3)
 
 
 def test_centroids_average_unprojected_features_including_text_nodes():

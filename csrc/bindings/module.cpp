@@ -19,6 +19,7 @@ void register_knn(py::module_& m);
 void register_sparse(py::module_& m);
 void register_kmeans(py::module_& m);
 void register_rules(py::module_& m);
+void register_linalg(py::module_& m);
 }
 
 namespace {
@@ -125,4 +126,5 @@ PYBIND11_MODULE(_core, m) {
   clipadapt::bindings::register_sparse(m);
   clipadapt::bindings::register_kmeans(m);
   clipadapt::bindings::register_rules(m);
+  clipadapt::bindings::register_linalg(m);
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/half.h"
 #include "core/search_rules.h"
 #include "kmeans/ivf_rules.h"
 #include "kmeans/seeding_rules.h"
@@ -67,6 +68,14 @@ int64_t pick_by_weight_of(const Doubles& weights, double u) {
                                 [&](int64_t b) { return weights.data() + b * kmeans::kSumBlockRows; });
 }
 
+// The float16 / bfloat16 bit pattern each float64 rounds to (core/half.h).
+template <uint16_t (*round)(double)>
+py::array_t<uint16_t> rounded_bits(const Doubles& values) {
+  py::array_t<uint16_t> bits(values.size());
+  for (py::ssize_t i = 0; i < values.size(); ++i) bits.mutable_data()[i] = round(values.data()[i]);
+  return bits;
+}
+
 }  // namespace
 
 void register_rules(py::module_& m) {
@@ -91,6 +100,8 @@ void register_rules(py::module_& m) {
   rules.def("first_not_below", [](const Longs& sorted, int64_t target) {
     return first_not_below(sorted.data(), sorted.size(), target);
   });
+  rules.def("float16_from_double", &rounded_bits<float16_from_double>, py::arg("values"));
+  rules.def("bfloat16_from_double", &rounded_bits<bfloat16_from_double>, py::arg("values"));
   rules.def("edge_key", &sparse::edge_key);
   rules.def("edge_row", &sparse::edge_row);
   rules.def("edge_column", &sparse::edge_column);

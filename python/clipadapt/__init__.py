@@ -9,6 +9,7 @@ memory of each primitive; its tutorials (``docs/tutorials/``) show them at work.
 from clipadapt.clustering import KMeansResult, assign, kmeans, paired_kmeans
 from clipadapt.device import cuda_available, device_summary, get_num_threads, set_num_threads
 from clipadapt.ivf import IVFIndex
+from clipadapt.linalg import exact_matmul
 from clipadapt.neighbors import KnnGraph, knn, knn_graph
 from clipadapt.propagation import (ConjugateGradientResult, CsrMatrix, LabelPropagationResult, affinity,
                                    conjugate_gradient, label_propagation, spmm)
@@ -23,6 +24,7 @@ __all__ = [
     "affinity",
     "assign",
     "conjugate_gradient",
+    "exact_matmul",
     "label_propagation",
     "paired_kmeans",
     "spmm",

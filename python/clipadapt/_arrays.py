@@ -46,11 +46,16 @@ def as_library(array: Any, library: str) -> Any:
     return cupy.from_dlpack(array)
 
 
-def check_row_matrices(first: _native.Array, first_name: str, second: _native.Array, second_name: str) -> None:
-    """Two sets of rows to compare: one dtype, at least one row and one column each, one dimension."""
+def check_same_dtype(first: _native.Array, first_name: str, second: _native.Array, second_name: str) -> None:
+    """TypeError naming both arguments when their dtypes differ."""
     if first.dtype != second.dtype:
         raise TypeError(f"{first_name} and {second_name}: dtypes differ ({first.dtype} vs {second.dtype}); cast one "
                         "to the other")
+
+
+def check_row_matrices(first: _native.Array, first_name: str, second: _native.Array, second_name: str) -> None:
+    """Two sets of rows to compare: one dtype, at least one row and one column each, one dimension."""
+    check_same_dtype(first, first_name, second, second_name)
     for array, name in ((first, first_name), (second, second_name)):
         if 0 in array.shape:
             raise ValueError(f"{name}: empty array of shape {array.shape}; need at least one row and one column")

@@ -321,7 +321,8 @@ def run_reclip_lp_benchmark(m: int, classes: int, d: int = DEFAULT_D, *, noise: 
     Returns:
         ``{"benchmark", "date", "command", "parameters", "machine", "recipe_memory", "rows"}``;
         each row has ``method, device, status`` (``ok``, ``skipped`` or ``failed``) and
-        ``reason``, or ``seconds`` (per phase), ``total_seconds``, ``peak_rss_mb``,
+        ``reason``, or ``seconds`` (per phase), ``total_seconds``, ``projection_share`` (of the
+        total), ``peak_rss_mb``,
         ``peak_cuda_mb``, ``this_over_clipadapt`` (total seconds), ``agreement_recipe`` and
         ``accuracy`` (on the image nodes).
     """
@@ -399,9 +400,10 @@ def _measure(method: str, nodes_path: Path, settings: ChildSettings,
         return {**row, "status": "failed", "reason": f"{type(error).__name__}: {error}"}, None
     seconds = measured["seconds"]
     total = sum(seconds[phase] for phase in PHASES)
+    projection_share = seconds["projection"] / total
     log(f"reclip-lp: {method}: " + ", ".join(f"{phase} {seconds[phase]:.3f} s" for phase in PHASES)
-        + f", peak {measured['peak_rss_mb']:.0f} MB")
-    return ({**row, "status": "ok", "seconds": seconds, "total_seconds": total,
+        + f" (projection {projection_share:.0%} of the step), peak {measured['peak_rss_mb']:.0f} MB")
+    return ({**row, "status": "ok", "seconds": seconds, "total_seconds": total, "projection_share": projection_share,
              "peak_rss_mb": measured["peak_rss_mb"], "peak_cuda_mb": measured["peak_cuda_mb"]}, measured["labels"])
 
 
@@ -428,16 +430,17 @@ def _add_comparisons(rows: list[dict[str, Any]], labels: dict[str, np.ndarray], 
 def format_reclip_lp_table(result: dict[str, Any]) -> str:
     """The side-by-side table of a :func:`run_reclip_lp_benchmark` result, with a legend."""
     p, data, memory = result["parameters"], result["parameters"]["data"], result["recipe_memory"]
-    headers = ["method", "device", "projection s", "graph s", "propagation s", "total s", "this/ours",
-               "peak MB", "=recipe", "accuracy", "note"]
+    headers = ["method", "device", "projection s", "graph s", "propagation s", "total s", "projection share",
+               "this/ours", "peak MB", "=recipe", "accuracy", "note"]
     title = (f"ReCLIP pseudo labels: M={p['m']} nodes ({p['classes']} text + {p['images']} image), "
              f"C={p['classes']}, d={p['d']}, cut_dim={p['cut_dim']}, k={p['k']}, alpha={p['alpha']}, "
              f"CG {p['max_iter']} iterations (rtol {p['tol']:g}), float16 nodes (noise {data['noise']}, "
              f"gap {data['gap']}), {p['threads']} threads, {p['device']}, seed {p['seed']}")
     available = memory["available_bytes"]
-    legend = ["projection = P from the text nodes (SVD) + [text; images] fp16 @ P + row normalisation; graph = "
+    legend = ["projection = P from the text nodes (SVD) + [text; images] fp16 @ P (clipadapt: exact_matmul; the "
+              "recipe: torch's fp16 matmul, as released) + row normalisation in fp16; graph = "
               "k-NN affinities, degrees and S; propagation = CG for every class + argmax, confidence and "
-              "centroids; total = their sum",
+              "centroids; total = their sum; projection share = projection / total",
               "this/ours = this method's total / clipadapt's (how many times longer than clipadapt)",
               "peak MB = peak RSS (VmHWM; ru_maxrss would start at the parent's peak) of the method's own spawned "
               "process after the step minus after its imports and a small warm-up; it includes the float16 nodes "
@@ -448,14 +451,14 @@ def format_reclip_lp_table(result: dict[str, Any]) -> str:
               f"dense recipe memory estimate {memory['estimate_bytes'] / 1e9:.1f} GB, available "
               + ("unknown" if available is None else f"{available / 1e9:.1f} GB (MemAvailable)")]
     rows = [_table_row(row) for row in result["rows"]]
-    return "\n".join([title, format_table(headers, rows, align="llrrrrrrrrl"), *legend])
+    return "\n".join([title, format_table(headers, rows, align="llrrrrrrrrrl"), *legend])
 
 
 def _table_row(row: dict[str, Any]) -> list[str]:
     if row["status"] != "ok":
-        return [row["method"], row["device"], *["-"] * 8, f"{row['status']} ({row['reason']})"]
+        return [row["method"], row["device"], *["-"] * 9, f"{row['status']} ({row['reason']})"]
     note = "" if row["peak_cuda_mb"] is None else f"peak CUDA {row['peak_cuda_mb']:.0f} MB"
     return [row["method"], row["device"], *(f"{row['seconds'][phase]:.3f}" for phase in PHASES),
-            f"{row['total_seconds']:.3f}", optional_number(row["this_over_clipadapt"]),
+            f"{row['total_seconds']:.3f}", f"{row['projection_share']:.0%}", optional_number(row["this_over_clipadapt"]),
             f"{row['peak_rss_mb']:.0f}", optional_number(row["agreement_recipe"], ".4f"), f"{row['accuracy']:.4f}",
             note]

@@ -1,7 +1,8 @@
 """ReCLIP's label-propagation pseudo labels, through clipadapt's sparse label propagation.
 
 Nodes are [text nodes (class c seeded at node c); image features in dataset order]. They are
-projected with P (in float16, as the released code), L2-normalised, linked by an exact 20-NN
+projected with P (a float16 product, as the released code, each entry exactly rounded by
+:func:`clipadapt.exact_matmul`), L2-normalised in float16, linked by an exact 20-NN
 graph with (1 + cos) / 2 affinities, symmetrised by averaging and normalised; (I - alpha S) F = Y
 is solved by block CG (float64, 20 iterations, tol 1e-6). Same pseudo labels as the dense
 recipe, without its M x M matrices.
@@ -14,6 +15,7 @@ from typing import Literal
 import torch
 
 from clipadapt import _validate
+from clipadapt.linalg import exact_matmul
 from clipadapt.neighbors import KnnGraph, knn_graph
 from clipadapt.propagation import CsrMatrix, Dtype, label_propagation
 
@@ -66,12 +68,17 @@ def propagate_pseudo_labels(text_nodes: torch.Tensor, image_features: torch.Tens
 def pseudo_label_nodes(text_nodes: torch.Tensor, image_features: torch.Tensor,
                        projection: torch.Tensor) -> torch.Tensor:
     """The graph's nodes, text nodes first: [text_nodes; image_features] projected with P in
-    float16 and L2-normalised, as released; float32 [C + N, D] on the text nodes' device."""
+    float16 and L2-normalised in float16, as released; float32 [C + N, D] on the text nodes' device.
+
+    The float16 product is :func:`clipadapt.exact_matmul`: each entry the exact float64 dot
+    rounded once to float16 (torch's float16 matmul sums in float32, so it may differ from
+    it in the last bits), the same bits on any machine, BLAS kernel or device, and fast on the CPU,
+    where torch's float16 matmul is slow."""
     if text_nodes.shape[1] != image_features.shape[1] or projection.shape != (text_nodes.shape[1],) * 2:
         raise ValueError("text_nodes, image_features and projection: dimensions disagree "
                          f"({tuple(text_nodes.shape)}, {tuple(image_features.shape)}, {tuple(projection.shape)})")
     nodes = _unprojected_nodes(text_nodes, image_features)
-    projected = nodes.half() @ projection.to(device=nodes.device, dtype=torch.float16)
+    projected = exact_matmul(nodes.half(), projection.to(device=nodes.device, dtype=torch.float16))
     return torch.nn.functional.normalize(projected, dim=1).float()
 
 

@@ -1,0 +1,154 @@
+// CPU exact_matmul: a fast float64 pass through OpenBLAS dgemm on the inputs widened to
+// float64 (exact), then each entry rounded from it when float64_dot_error proves the canonical
+// dot rounds alike, else from the canonical dot itself (knn/rescore.h's canonical_row_dot).
+// OpenMP runs over tiles of rows of a, for one block of columns of b at a time; each block of
+// b is widened once, as rows (b transposed), which is also the layout the canonical dot reads.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/half.h"
+#include "core/parallel.h"
+#include "knn/cpu_tiles.h"
+#include "knn/exact_score.h"
+#include "knn/rescore.h"
+#include "linalg/exact_matmul.h"
+#include "linalg/exact_matmul_rules.h"
+
+namespace clipadapt::linalg {
+namespace {
+
+constexpr int64_t kRowTile = 128;        // rows of a per work item: a float64 tile of 128 x D
+constexpr int64_t kColumnBlock = 2048;   // columns of b widened at a time: 8 D kColumnBlock bytes
+
+// The columns of b as the rows of a [N, D] matrix in b's dtype, held in `storage`.
+Matrix transposed(const Matrix& b, std::vector<unsigned char>& storage) {
+  const int64_t d = b.rows, n = b.cols, size = dtype_size(b.dtype);
+  storage.resize(static_cast<size_t>(n * d * size));
+  const auto* source = static_cast<const unsigned char*>(b.data);
+#pragma omp parallel for schedule(static) num_threads(thread_count())
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t k = 0; k < d; ++k) std::memcpy(&storage[(j * d + k) * size], source + (k * n + j) * size, size);
+  }
+  Matrix columns = b;
+  columns.data = storage.data();
+  columns.rows = n;
+  columns.cols = d;
+  return columns;
+}
+
+template <typename Elements>
+void widen(Elements values, int64_t count, double* out) {
+  for (int64_t i = 0; i < count; ++i) out[i] = values[i];
+}
+
+// Rows [first, first + count) of m, exactly as float64.
+void widen_rows(const Matrix& m, int64_t first, int64_t count, double* out) {
+  const int64_t offset = first * m.cols, elements = count * m.cols;
+  switch (m.dtype) {
+    case DType::Float16: return widen(knn::Float16Elements{m.as<const uint16_t>() + offset}, elements, out);
+    case DType::BFloat16: return widen(knn::BFloat16Elements{m.as<const uint16_t>() + offset}, elements, out);
+    default: return widen(knn::Float32Elements{m.as<const float>() + offset}, elements, out);
+  }
+}
+
+std::vector<double> row_norms(const Matrix& m) {
+  std::vector<double> norms = knn::canonical_squared_norms(m);
+  for (double& norm : norms) norm = std::sqrt(norm);
+  return norms;
+}
+
+// What every work item reads: the operands (b as rows), their norms, the widened block of
+// columns [first_column, first_column + columns) and the error bound per unit of norms.
+struct Operands {
+  const Matrix& a;
+  const Matrix& b_rows;
+  std::vector<double> a_norms, b_norms;
+  std::vector<double> block;
+  int64_t first_column = 0, columns = 0;
+  double error_per_norms;
+};
+
+// Per-thread scratch: a tile of rows of a and its products with the block, in float64.
+struct Workspace {
+  std::vector<double> rows;
+  std::vector<double> products;
+};
+
+// Rounds a tile of dgemm products into out, each from the canonical dot where the product
+// could round otherwise; returns how many were re-computed so.
+template <typename Output>
+int64_t round_tile(const Operands& o, int64_t first_row, int64_t rows, const double* products,
+                   typename Output::Bits* out, int64_t out_columns) {
+  int64_t recomputed = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = first_row + r;
+    const double row_error = o.error_per_norms * o.a_norms[i];
+    typename Output::Bits* out_row = out + i * out_columns + o.first_column;
+    for (int64_t c = 0; c < o.columns; ++c) {
+      const int64_t j = o.first_column + c;
+      if (!rounds_alike<Output>(products[r * o.columns + c], row_error * o.b_norms[j], out_row[c])) {
+        out_row[c] = Output::round(knn::canonical_row_dot(o.a, i, o.b_rows, j));
+        ++recomputed;
+      }
+    }
+  }
+  return recomputed;
+}
+
+template <typename Output>
+int64_t row_tile(const Operands& o, int64_t first_row, const Matrix& out, Workspace& ws) {
+  const int64_t rows = std::min(kRowTile, o.a.rows - first_row), d = o.a.cols;
+  ws.rows.resize(rows * d);
+  ws.products.resize(rows * o.columns);
+  widen_rows(o.a, first_row, rows, ws.rows.data());
+  const auto m = static_cast<blasint>(rows), n = static_cast<blasint>(o.columns), k = static_cast<blasint>(d);
+  // k = 0 is valid: beta = 0 makes every product 0.
+  scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0, ws.rows.data(), std::max<blasint>(k, 1),
+                    o.block.data(), std::max<blasint>(k, 1), 0.0, ws.products.data(), std::max<blasint>(n, 1));
+  return round_tile<Output>(o, first_row, rows, ws.products.data(), out.as<typename Output::Bits>(), out.cols);
+}
+
+template <typename Output>
+int64_t run(const ExactMatmulProblem& p) {
+  std::vector<unsigned char> b_storage;
+  const Matrix b_rows = transposed(p.b, b_storage);
+  Operands o{p.a, b_rows, row_norms(p.a), row_norms(b_rows), {}, 0, 0, float64_dot_error(p.a.cols)};
+  const int64_t d = p.a.cols, row_tiles = (p.a.rows + kRowTile - 1) / kRowTile;
+  int64_t recomputed = 0;
+  ExceptionCollector errors;
+  for (o.first_column = 0; o.first_column < p.b.cols; o.first_column += kColumnBlock) {
+    o.columns = std::min(kColumnBlock, p.b.cols - o.first_column);
+    o.block.resize(o.columns * d);
+    widen_rows(b_rows, o.first_column, o.columns, o.block.data());
+#pragma omp parallel num_threads(thread_count())
+    {
+      Workspace ws;
+#pragma omp for schedule(dynamic, 1) reduction(+ : recomputed)
+      for (int64_t tile = 0; tile < row_tiles; ++tile) {
+        errors.run([&] { recomputed += row_tile<Output>(o, tile * kRowTile, p.out, ws); });
+      }
+    }
+    errors.rethrow_first();  // Ctrl-C is polled by errors.run between tiles
+  }
+  return recomputed;
+}
+
+}  // namespace
+
+int64_t exact_matmul_cpu(const ExactMatmulProblem& p) {
+  validate(p);
+  if (p.a.rows == 0 || p.b.cols == 0) return 0;
+  knn::ensure_single_threaded_blas();
+  switch (p.a.dtype) {
+    case DType::Float16: return run<Float16Output>(p);
+    case DType::BFloat16: return run<BFloat16Output>(p);
+    default: return run<Float32Output>(p);
+  }
+}
+
+}  // namespace clipadapt::linalg
