@@ -4,6 +4,7 @@
 // top k by (exact key, smaller id) are reported. When the list is too short to hold every
 // candidate of that band, the query is searched again with a wider list.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -23,11 +24,18 @@ std::vector<float> fast_terms(const std::vector<double>& squared_norms, Metric m
 double canonical_row_dot(const Matrix& a, int64_t i, const Matrix& b, int64_t j);
 
 // The norm bounds key_error_bound needs, over the rows a fast pass scanned.
+// Kept as extreme squared norms (a compare per row; the square roots are taken once, when the
+// bound is formed: sqrt and 1 / sqrt are monotone and correctly rounded, so the bounds are
+// those of the norms themselves).
 struct RowNormBounds {
-  double max_norm = 0.0;
-  double max_inverse_norm = 0.0;  // over rows of nonzero norm
+  double max_squared = 0.0;
+  double min_positive_squared = INFINITY;
   void include(double squared_norm);
   void include(const RowNormBounds& other);
+  double max_norm() const { return std::sqrt(max_squared); }
+  double max_inverse_norm() const {  // over rows of nonzero norm
+    return min_positive_squared < INFINITY ? 1.0 / std::sqrt(min_positive_squared) : 0.0;
+  }
 };
 
 // One query's re-scoring: where its rows are and how to report them.

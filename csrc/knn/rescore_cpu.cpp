@@ -59,14 +59,13 @@ std::vector<float> fast_terms(const std::vector<double>& squared_norms, Metric m
 
 void RowNormBounds::include(double squared_norm) {
   if (!usable_squared_norm(squared_norm)) return;  // never selected, so never compared
-  const double norm = std::sqrt(squared_norm);
-  max_norm = std::max(max_norm, norm);
-  if (norm > 0.0) max_inverse_norm = std::max(max_inverse_norm, 1.0 / norm);
+  max_squared = std::max(max_squared, squared_norm);
+  if (squared_norm > 0.0) min_positive_squared = std::min(min_positive_squared, squared_norm);
 }
 
 void RowNormBounds::include(const RowNormBounds& other) {
-  max_norm = std::max(max_norm, other.max_norm);
-  max_inverse_norm = std::max(max_inverse_norm, other.max_inverse_norm);
+  max_squared = std::max(max_squared, other.max_squared);
+  min_positive_squared = std::min(min_positive_squared, other.min_positive_squared);
 }
 
 bool rescore_query(const RescoreTarget& t, const Candidate* list, int64_t width, float* scores, int64_t* indices,
@@ -77,7 +76,7 @@ bool rescore_query(const RescoreTarget& t, const Candidate* list, int64_t width,
   if (list[k - 1].index != kEmptyIndex) {
     // Slack of 1e-6 relative: the bound (a double) must not lose to its own rounding.
     const double bound = key_error_bound(t.metric, t.queries->cols, std::sqrt(t.query_squared_norm),
-                                         t.bounds.max_norm, t.bounds.max_inverse_norm, t.product_error,
+                                         t.bounds.max_norm(), t.bounds.max_inverse_norm(), t.product_error,
                                          t.flushes_subnormals);
     threshold = double(list[k - 1].key) - 2.0 * bound * (1.0 + 1e-6);
   }

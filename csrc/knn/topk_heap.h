@@ -13,7 +13,10 @@ struct Candidate {
   int64_t index;
 };
 
-inline bool better(const Candidate& a, const Candidate& b) { return ranks_before(a.key, a.index, b.key, b.index); }
+// A function object rather than a function, so that std::sort and friends inline it.
+inline constexpr auto better = [](const Candidate& a, const Candidate& b) {
+  return ranks_before(a.key, a.index, b.key, b.index);
+};
 
 // An empty heap: k sentinels that any real candidate beats.
 inline void reset_heap(Candidate* heap, int64_t k) { std::fill(heap, heap + k, Candidate{-INFINITY, kEmptyIndex}); }

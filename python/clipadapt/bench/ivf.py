@@ -4,7 +4,9 @@ nearest images through inverted lists built from three sets of centroids.
 - ``paired``: ``clipadapt.paired_kmeans(images, captions)`` (rows assigned by image, centroids
   the normalised means of the captions) + ``clipadapt.IVFIndex``;
 - ``kmeans``: ``clipadapt.kmeans(images)`` + ``clipadapt.IVFIndex``;
-- ``faiss``: ``faiss.IndexIVFFlat`` (inner product), trained by faiss's own k-means on the images.
+- ``faiss``: ``faiss.IndexIVFFlat`` (inner product), trained by faiss's own k-means on the images;
+- ``faiss-kmeans``: ``faiss.IndexIVFFlat`` over the ``kmeans`` index's centroids: the same lists,
+  so its search time and the ``kmeans`` one compare the two search implementations alone.
 
 Every index holds all the images; the queries are captions of held-out items; the ground truth
 is the exact top-k images of each query by inner product (``clipadapt.knn``).
@@ -31,7 +33,7 @@ from clipadapt.device import set_num_threads
 from clipadapt.ivf import IVFIndex
 from clipadapt.neighbors import knn
 
-INDEXES = ("paired", "kmeans", "faiss")
+INDEXES = ("paired", "kmeans", "faiss", "faiss-kmeans")
 DEVICES = ("cpu", "cuda")
 DEFAULT_N, DEFAULT_D, DEFAULT_CLUSTERS = 20_000, 512, 128  # about n / 150 rows per list
 DEFAULT_ITERS, DEFAULT_QUERIES = 10, 1000
@@ -146,6 +148,7 @@ class _Setup:
     clusters: int
     iters: int
     seed: int
+    repeats: int = 1
 
     @property
     def synchronize(self) -> Callable[[], None]:
@@ -156,10 +159,11 @@ class _Setup:
 
 
 def plan_indexes(*, clusters: int, iters: int = DEFAULT_ITERS, device: str = "cpu", threads: int = 2,
-                 seed: int = 0) -> list[IndexMethod | Skipped]:
+                 seed: int = 0, repeats: int = 1) -> list[IndexMethod | Skipped]:
     """Every index of :data:`INDEXES` that can be built on ``device``, and the ones that cannot
-    as :class:`Skipped`. Sets each library's thread count to ``threads``."""
-    setup = _Setup(device=device, threads=threads, clusters=clusters, iters=iters, seed=seed)
+    as :class:`Skipped`. Sets each library's thread count to ``threads``; each search is timed
+    ``repeats`` times (the fastest counts)."""
+    setup = _Setup(device=device, threads=threads, clusters=clusters, iters=iters, seed=seed, repeats=repeats)
     planned: list[IndexMethod | Skipped] = []
     for name, factory in _INDEX_FACTORIES.items():
         try:
@@ -178,45 +182,64 @@ def _clipadapt_index(setup: _Setup, *, paired: bool) -> IndexMethod:
                        partial(_build_clipadapt, setup=setup, paired=paired), setup.synchronize)
 
 
-def _build_clipadapt(corpus: Corpus, *, setup: _Setup, paired: bool) -> BuiltIndex:
-    """k-means (paired or not, init="random", metric "ip"), then every image added to an
-    ``IVFIndex`` over its centroids, from the file when the images came from one."""
+def _clipadapt_centroids(corpus: Corpus, setup: _Setup, *, paired: bool) -> tuple[float, Any]:
+    """Seconds and centroids of k-means (paired or not, init="random", metric "ip") on the images."""
     images = setup.adopt(corpus.images)
     clustering = partial(paired_kmeans, images, setup.adopt(corpus.captions)) if paired else partial(kmeans, images)
     (train_seconds,), result = time_call(partial(clustering, setup.clusters, max_iter=setup.iters, metric="ip",
                                                  init="random", seed=setup.seed), synchronize=setup.synchronize)
-    index = IVFIndex(result.centroids, metric="ip")
+    return train_seconds, result.centroids
+
+
+def _build_clipadapt(corpus: Corpus, *, setup: _Setup, paired: bool) -> BuiltIndex:
+    """k-means (paired or not), then every image added to an ``IVFIndex`` over its centroids,
+    from the file when the images came from one."""
+    images = setup.adopt(corpus.images)
+    train_seconds, centroids = _clipadapt_centroids(corpus, setup, paired=paired)
+    index = IVFIndex(centroids, metric="ip")
     database = images if corpus.images_path is None else corpus.images_path
     (add_seconds,), _ = time_call(partial(index.add, database), synchronize=setup.synchronize)
     queries = setup.adopt(corpus.queries)
     return BuiltIndex(train_seconds, add_seconds, index.list_sizes(),
-                      search=lambda nprobe: index.search(queries, K, nprobe=nprobe)[1],
+                      search=lambda nprobe: index.search(queries, K, nprobe=nprobe, check_finite=False)[1],
                       probe=lambda nprobe: knn(queries, index.centroids, nprobe, metric="ip")[1])
 
 
-def _faiss_index(setup: _Setup) -> IndexMethod:
+def _faiss_index(setup: _Setup, *, own_centroids: bool) -> IndexMethod:
     faiss = import_or_unavailable("faiss", "pip install faiss-cpu")
     if setup.device == "cuda" and not hasattr(faiss, "StandardGpuResources"):
         raise MethodUnavailable("this faiss build has no GPU support (faiss-cpu)")
+    if not own_centroids:
+        require_clipadapt_on(setup.device)
     faiss.omp_set_num_threads(setup.threads)
     gpu_resources = faiss.StandardGpuResources() if setup.device == "cuda" else None
-    return IndexMethod("faiss", "faiss IndexIVFFlat (inner product), trained by faiss k-means (spherical) on images",
-                       partial(_build_faiss, setup=setup, gpu_resources=gpu_resources))
+    description = ("faiss IndexIVFFlat (inner product), trained by faiss k-means (spherical) on images" if own_centroids
+                   else "faiss IndexIVFFlat (inner product) over the kmeans index's centroids: the same lists")
+    return IndexMethod("faiss" if own_centroids else "faiss-kmeans", description,
+                       partial(_build_faiss, setup=setup, gpu_resources=gpu_resources, own_centroids=own_centroids))
 
 
-def _build_faiss(corpus: Corpus, *, setup: _Setup, gpu_resources: Any = None) -> BuiltIndex:
-    """``IndexIVFFlat`` over an ``IndexFlatIP`` quantizer, faiss's k-means with the benchmark's
-    iterations and seed on every image (no sub-sampling), then every image added."""
+def _build_faiss(corpus: Corpus, *, setup: _Setup, gpu_resources: Any = None, own_centroids: bool = True) -> BuiltIndex:
+    """``IndexIVFFlat`` over an ``IndexFlatIP`` quantizer: faiss's k-means with the benchmark's
+    iterations and seed on every image (no sub-sampling), or the centroids of the ``kmeans``
+    index; then every image added."""
     import faiss
 
     n, d = corpus.images.shape
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, setup.clusters, faiss.METRIC_INNER_PRODUCT)
+    quantizer = faiss.IndexFlatIP(d)
+    if own_centroids:
+        train_seconds = None
+    else:
+        train_seconds, centroids = _clipadapt_centroids(corpus, setup, paired=False)
+        quantizer.add(np.ascontiguousarray(to_numpy(centroids), dtype=np.float32))
+    index = faiss.IndexIVFFlat(quantizer, d, setup.clusters, faiss.METRIC_INNER_PRODUCT)
     if gpu_resources is not None:
         index = faiss.index_cpu_to_gpu(gpu_resources, 0, index)
-    index.cp.niter, index.cp.seed = setup.iters, setup.seed
-    index.cp.max_points_per_centroid = math.ceil(n / setup.clusters) + 1
-    index.cp.min_points_per_centroid = 1  # faiss only warns below it
-    (train_seconds,), _ = time_call(partial(index.train, corpus.images), synchronize=no_sync)
+    if own_centroids:
+        index.cp.niter, index.cp.seed = setup.iters, setup.seed
+        index.cp.max_points_per_centroid = math.ceil(n / setup.clusters) + 1
+        index.cp.min_points_per_centroid = 1  # faiss only warns below it
+        (train_seconds,), _ = time_call(partial(index.train, corpus.images), synchronize=no_sync)
     (add_seconds,), _ = time_call(partial(index.add, corpus.images), synchronize=no_sync)
     return BuiltIndex(train_seconds, add_seconds, _faiss_list_sizes(index),
                       search=partial(_faiss_search, index, corpus.queries),
@@ -237,7 +260,7 @@ def _faiss_search(index: Any, queries: np.ndarray, nprobe: int) -> np.ndarray:
 
 _INDEX_FACTORIES: dict[str, Callable[[_Setup], IndexMethod]] = {
     "paired": partial(_clipadapt_index, paired=True), "kmeans": partial(_clipadapt_index, paired=False),
-    "faiss": _faiss_index}
+    "faiss": partial(_faiss_index, own_centroids=True), "faiss-kmeans": partial(_faiss_index, own_centroids=False)}
 
 
 def exact_top_k(corpus: Corpus, device: str = "cpu") -> tuple[np.ndarray, float]:
@@ -250,7 +273,7 @@ def exact_top_k(corpus: Corpus, device: str = "cpu") -> tuple[np.ndarray, float]
 
 def run_ivf_benchmark(corpus: Corpus, clusters: int, *, iters: int = DEFAULT_ITERS,
                       nprobes: Sequence[int] = DEFAULT_NPROBES, threads: int = 2, seed: int = 0,
-                      device: str = "cpu", json_path: str | Path | None = None) -> dict[str, Any]:
+                      device: str = "cpu", repeats: int = 1, json_path: str | Path | None = None) -> dict[str, Any]:
     """Build every index of :data:`INDEXES` on ``corpus`` with ``clusters`` lists, search the
     queries at each nprobe, score recall@1 and recall@10 against exact search, print a table and
     return (and write) the results.
@@ -263,6 +286,7 @@ def run_ivf_benchmark(corpus: Corpus, clusters: int, *, iters: int = DEFAULT_ITE
         threads: CPU threads of every library (set process-wide).
         seed: seeds every k-means initialisation.
         device: ``"cpu"`` or ``"cuda"`` (faiss on CUDA needs a faiss GPU build).
+        repeats: timed runs of each search; the fastest is reported.
         json_path: where to write the result as JSON, if anywhere.
 
     Returns:
@@ -274,21 +298,24 @@ def run_ivf_benchmark(corpus: Corpus, clusters: int, *, iters: int = DEFAULT_ITE
     """
     n, d = corpus.images.shape
     probed = [nprobe for nprobe in nprobes if nprobe <= clusters]
-    _check_parameters(n, clusters, iters, probed, device)
+    _check_parameters(n, clusters, iters, probed, device, repeats)
     parameters = {"n": n, "d": d, "clusters": clusters, "iters": iters, "k": K, "nprobes": probed,
                   "threads": threads, "seed": seed, "device": device, "metric": "ip", "init": "random",
-                  **corpus.description}
-    planned = plan_indexes(clusters=clusters, iters=iters, device=device, threads=threads, seed=seed)
+                  "repeats": repeats, **corpus.description}
+    planned = plan_indexes(clusters=clusters, iters=iters, device=device, threads=threads, seed=seed, repeats=repeats)
     log(f"ivf: exact top-{K} of {len(corpus.queries)} queries among {n} images (clipadapt.knn)")
     truth, exact_seconds = exact_top_k(corpus, device)
-    rows = [_measure(entry, corpus, probed, truth) for entry in planned]
+    rows = [_measure(entry, corpus, probed, truth, repeats) for entry in planned]
+    _add_same_list_ratios(rows)
     ground_truth = {"method": f"clipadapt.knn(queries, images, {K}, metric='ip')", "device": device,
                     "seconds": exact_seconds}
     return publish_result("ivf", parameters, threads, {"rows": rows, "ground_truth": ground_truth}, format_ivf_table,
                           json_path)
 
 
-def _check_parameters(n: int, clusters: int, iters: int, nprobes: Sequence[int], device: str) -> None:
+def _check_parameters(n: int, clusters: int, iters: int, nprobes: Sequence[int], device: str, repeats: int) -> None:
+    if repeats < 1:
+        raise ValueError(f"repeats: must be >= 1, got {repeats}")
     if device not in DEVICES:
         raise ValueError(f"device: unknown device {device!r}; use one of {', '.join(DEVICES)}")
     if not 1 <= clusters <= n or n < K:
@@ -299,8 +326,8 @@ def _check_parameters(n: int, clusters: int, iters: int, nprobes: Sequence[int],
         raise ValueError(f"nprobe: need values in [1, clusters={clusters}], got {list(nprobes)}")
 
 
-def _measure(entry: IndexMethod | Skipped, corpus: Corpus, nprobes: Sequence[int],
-             truth: np.ndarray) -> dict[str, Any]:
+def _measure(entry: IndexMethod | Skipped, corpus: Corpus, nprobes: Sequence[int], truth: np.ndarray,
+             repeats: int) -> dict[str, Any]:
     """One index's row: built, searched at every nprobe and scored, or why not."""
     if isinstance(entry, Skipped):
         log(f"ivf: {entry.name} skipped: {entry.reason}")
@@ -309,7 +336,7 @@ def _measure(entry: IndexMethod | Skipped, corpus: Corpus, nprobes: Sequence[int
     log(f"ivf: {entry.name}: building ({entry.description})")
     try:
         built = entry.build(corpus)
-        by_nprobe = [_search(built, nprobe, truth, entry.synchronize) for nprobe in nprobes]
+        by_nprobe = [_search(built, nprobe, truth, entry.synchronize, repeats) for nprobe in nprobes]
     except (RuntimeError, MemoryError) as error:
         log(f"ivf: {entry.name} failed: {error}")
         return {**row, "status": "failed", "reason": f"{type(error).__name__}: {error}"}
@@ -320,14 +347,27 @@ def _measure(entry: IndexMethod | Skipped, corpus: Corpus, nprobes: Sequence[int
             "largest_list": int(sizes.max()), "by_nprobe": by_nprobe}
 
 
-def _search(built: BuiltIndex, nprobe: int, truth: np.ndarray, synchronize: Callable[[], None]) -> dict[str, Any]:
-    """Recall@1 and recall@K of one timed search of every query at ``nprobe``, and the mean
-    rows in the lists a query probes (what the search reads, whatever the implementation)."""
-    (seconds,), ids = time_call(partial(built.search, nprobe), synchronize=synchronize)
+def _search(built: BuiltIndex, nprobe: int, truth: np.ndarray, synchronize: Callable[[], None],
+            repeats: int) -> dict[str, Any]:
+    """Recall@1 and recall@K of the search of every query at ``nprobe`` (its seconds: the
+    fastest of ``repeats``), and the mean rows in the lists a query probes (what the search
+    reads, whatever the implementation)."""
+    times, ids = time_call(partial(built.search, nprobe), synchronize=synchronize, repeats=repeats)
+    seconds = min(times)
     found = to_numpy(ids)
     rows_scanned = built.list_sizes[to_numpy(built.probe(nprobe))].sum(axis=1).mean()
     return {"nprobe": nprobe, "recall_at_1": recall_at_k(found[:, :1], truth[:, :1]),
             "recall_at_10": recall_at_k(found, truth), "search_seconds": seconds, "rows_scanned": float(rows_scanned)}
+
+
+def _add_same_list_ratios(rows: list[dict[str, Any]]) -> None:
+    """On the ``kmeans`` row, per nprobe: its search time over faiss's on the same lists
+    (``faiss-kmeans``), when both were searched."""
+    by_method = {row["method"]: row for row in rows if row["status"] == "ok"}
+    if "kmeans" not in by_method or "faiss-kmeans" not in by_method:
+        return
+    for ours, theirs in zip(by_method["kmeans"]["by_nprobe"], by_method["faiss-kmeans"]["by_nprobe"]):
+        ours["search_ratio_same_lists"] = ours["search_seconds"] / theirs["search_seconds"]
 
 
 def list_imbalance(sizes: np.ndarray) -> float:
@@ -350,14 +390,29 @@ def format_ivf_table(result: dict[str, Any]) -> str:
                                                           f"R@{p['k']}": ("recall_at_10", ".4f")})
     cost_table = per_nprobe_table(rows, p["nprobes"], {"rows read": ("rows_scanned", ".0f"),
                                                         "search s": ("search_seconds", ".3f")})
+    speed_table = _same_list_table(rows, p["nprobes"])
     build_headers = ["index", "train s", "add s", "imbalance", "empty lists", "largest list", "what"]
     legend = [f"R@1 = fraction of queries whose first result is their exact nearest image; R@{p['k']} = mean "
               f"|found top-{p['k']} ∩ exact top-{p['k']}| / {p['k']}; exact = {result['ground_truth']['method']}",
               "rows read = mean rows in the lists a query probes (the work, whatever the implementation); "
               f"search s = seconds to search all {p['n_queries']} queries",
               "imbalance = K * sum(list size^2) / n^2 (1 = equal lists)"]
-    return "\n".join([title, recall_table, "", cost_table, "",
+    return "\n".join([title, recall_table, "", cost_table, "", *speed_table,
                       format_table(build_headers, [_build_row(row) for row in rows], align="lrrrrrl"), *legend])
+
+
+def _same_list_table(rows: Sequence[dict[str, Any]], nprobes: Sequence[int]) -> list[str]:
+    """Lines of the same-lists speed table (empty without both rows): clipadapt's and faiss's
+    search seconds on the kmeans index's lists and their ratio."""
+    ours = next((row for row in rows if row["method"] == "kmeans" and row["status"] == "ok"), None)
+    if ours is None or "search_ratio_same_lists" not in ours["by_nprobe"][0]:
+        return []
+    theirs = next(row for row in rows if row["method"] == "faiss-kmeans")
+    lines = [[str(nprobe), f"{mine['search_seconds']:.4f}", f"{other['search_seconds']:.4f}",
+              f"{mine['search_ratio_same_lists']:.2f}"]
+             for nprobe, mine, other in zip(nprobes, ours["by_nprobe"], theirs["by_nprobe"])]
+    table = format_table(["nprobe", "clipadapt s", "faiss s", "clipadapt / faiss"], lines, align="rrrr")
+    return ["search on the same lists (the kmeans index's; probes included):", table, ""]
 
 
 def per_nprobe_table(rows: Sequence[dict[str, Any]], nprobes: Sequence[int],

@@ -132,6 +132,7 @@ def _add_ivf_parser(benchmarks: argparse._SubParsersAction) -> None:
     ivf.add_argument("--threads", type=int, default=2, help="CPU threads of every library")
     ivf.add_argument("--seed", type=int, default=0, help="seed of the data and of every k-means initialisation")
     ivf.add_argument("--device", choices=DEVICES, default=None, help="default: cuda when usable, else cpu")
+    ivf.add_argument("--repeats", type=int, default=1, help="timed runs of each search (the fastest is reported)")
     ivf.add_argument("--json", default=_IVF_JSON, help="result file; {device}, {n}, {d} and {clusters} are filled in")
     ivf.set_defaults(benchmark_run=_run_ivf)
 
@@ -290,7 +291,7 @@ def _run_ivf(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                   synthetic_corpus(n, d, args.n_queries, n_classes=args.classes, gap=args.gap, noise=args.noise,
                                    seed=args.seed))
         return run_ivf_benchmark(corpus, clusters, iters=args.iters, nprobes=args.nprobe, threads=args.threads,
-                                 seed=args.seed, device=device, json_path=json_path)
+                                 seed=args.seed, device=device, repeats=args.repeats, json_path=json_path)
 
     return _run_grid(args, parser, grid, run)
 
