@@ -189,7 +189,7 @@ void scan_list(const IvfPass& f, int64_t q0, int64_t first, int64_t last, IvfWor
       const int64_t r = ws.pairs[first + i].query;
       float* keys = ws.keys.data() + i * xn;
       knn::dots_to_keys(keys, xn, f.query_terms[q0 + r], ws.row_terms.data(), p.metric);
-      knn::offer_row(keys, xn, x0, nullptr, ws.heaps.data() + r * width, width);
+      knn::offer_row(keys, xn, x0, ws.heaps.data() + r * width, width);
       ws.scanned[r].include(chunk_bounds);
     }
   }

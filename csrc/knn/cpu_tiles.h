@@ -24,8 +24,8 @@ void dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d,
 // Dot products of one query -> metric keys, in place (a NaN term marks a non-finite row).
 void dots_to_keys(float* row, int64_t count, float query_term, const float* database_terms, Metric metric);
 
-// Offers `count` keys to one query's heap of k; key j belongs to row ids[j], or to row
-// first_index + j when ids is null. NaN keys never enter.
-void offer_row(const float* keys, int64_t count, int64_t first_index, const int64_t* ids, Candidate* heap, int64_t k);
+// Offers `count` keys to one query's heap of k; key j belongs to row first_index + j. NaN keys
+// never enter.
+void offer_row(const float* keys, int64_t count, int64_t first_index, Candidate* heap, int64_t k);
 
 }  // namespace clipadapt::knn

@@ -149,8 +149,7 @@ void dots_to_keys(float* row, int64_t count, float query_term, const float* data
 // key passes is data-dependent and unpredictable, so a branch per key would cost more than
 // the heap updates themselves. NaN keys never pass (excluded self, or unchecked input).
 CLIPADAPT_VECTOR_CLONES
-void offer_row(const float* keys, int64_t count, int64_t first_index, const int64_t* ids, Candidate* heap,
-               int64_t k) {
+void offer_row(const float* keys, int64_t count, int64_t first_index, Candidate* heap, int64_t k) {
   constexpr int64_t kBlock = 32;
   int64_t reaching[kBlock];
   for (int64_t start = 0; start < count; start += kBlock) {
@@ -166,7 +165,7 @@ void offer_row(const float* keys, int64_t count, int64_t first_index, const int6
     }
     for (int64_t p = 0; p < passed; ++p) {
       const int64_t j = reaching[p];
-      offer(heap, k, Candidate{keys[j], ids ? ids[j] : first_index + j});
+      offer(heap, k, Candidate{keys[j], first_index + j});
     }
   }
 }
@@ -263,7 +262,7 @@ void search_slice(const FastPass& f, int64_t q0, int64_t qn, int64_t begin, int6
         const int64_t self = f.self_rows[query];
         if (self >= x0 && self < x0 + xn) row[self - x0] = NAN;  // never selected
       }
-      offer_row(row, xn, x0, nullptr, ws.heaps.data() + r * width, width);
+      offer_row(row, xn, x0, ws.heaps.data() + r * width, width);
     }
   }
 }
