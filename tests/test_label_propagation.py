@@ -87,6 +87,21 @@ def test_spmm_matches_dense(dtype, rtol, columns):
     np.testing.assert_allclose(out, dense @ x.astype(np.float64), rtol=rtol, atol=rtol)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("columns", [1, 7, 8, 9, 16, 17, 100, 128, 129, 256, 257])
+def test_spmm_sums_each_row_in_entry_order(dtype, columns):
+    """Bit for bit the sum of value * row over a row's entries in their stored order, one
+    rounding per multiply and per add, whatever the width (rows of a few registers are summed
+    in registers, wider ones in memory; the last register may overlap the one before it)."""
+    s, _ = random_csr(40, 57, 0.2, seed=columns, dtype=dtype)
+    x = np.random.default_rng(columns).standard_normal((57, columns)).astype(dtype)
+    want = np.zeros((40, columns), dtype=dtype)
+    for i in range(40):
+        for e in range(s.indptr[i], s.indptr[i + 1]):
+            want[i] = want[i] + s.values[e] * x[s.indices[e]]
+    np.testing.assert_array_equal(clipadapt.spmm(s, x), want)
+
+
 def test_spmm_with_empty_rows_and_torch_arrays():
     s, dense = random_csr(50, 50, 0.02, seed=9, dtype="float64")
     assert np.any(np.diff(s.indptr) == 0)

@@ -1,6 +1,10 @@
 // Run-time dispatch of hot loops to AVX-512 / AVX2 while the wheel targets x86-64-v2: put
 // CLIPADAPT_VECTOR_CLONES before a non-template function definition.
 #pragma once
+#include <cstdint>
+#include <cstring>
+
+namespace clipadapt {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CLIPADAPT_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -15,3 +19,33 @@
 #else
 #define CLIPADAPT_CLONE_INLINE inline
 #endif
+
+// 64 bytes of lanes: one AVX-512 register (two AVX2 or four SSE registers in those clones).
+// Pass them by reference: by value, a 64-byte vector has another ABI in the non-AVX-512 clones.
+template <typename T>
+struct LanesOf;
+template <>
+struct LanesOf<float> {
+  using type = float __attribute__((vector_size(64)));
+};
+template <>
+struct LanesOf<double> {
+  using type = double __attribute__((vector_size(64)));
+};
+template <typename T>
+using Lanes = typename LanesOf<T>::type;
+
+template <typename T>
+constexpr int64_t kLanesOf = int64_t(sizeof(Lanes<T>) / sizeof(T));
+
+template <typename T>
+CLIPADAPT_CLONE_INLINE void load_lanes(Lanes<T>& lanes, const T* from) {
+  std::memcpy(&lanes, from, sizeof(lanes));
+}
+
+template <typename T>
+CLIPADAPT_CLONE_INLINE void store_lanes(T* to, const Lanes<T>& lanes) {
+  std::memcpy(to, &lanes, sizeof(lanes));
+}
+
+}  // namespace clipadapt

@@ -57,13 +57,7 @@ namespace {
 // whose fixed cost (dispatch, packing) dominates the few-query x short-list tiles of an IVF scan.
 constexpr int64_t kSmallTileProducts = 128 * 1024;
 
-// Sixteen float32 lanes: one AVX-512 register, two AVX2 or four SSE registers in the clones.
-using Lanes = float __attribute__((vector_size(64)));
-
-// Lanes pass by reference: a 64-byte vector by value has another ABI in the non-AVX-512 clones.
-CLIPADAPT_CLONE_INLINE void load_lanes(Lanes& v, const float* p) { std::memcpy(&v, p, sizeof(v)); }
-
-CLIPADAPT_CLONE_INLINE float sum_lanes(const Lanes& v) {
+CLIPADAPT_CLONE_INLINE float sum_lanes(const Lanes<float>& v) {
   using Half = float __attribute__((vector_size(32)));
   using Quarter = float __attribute__((vector_size(16)));
   const Half h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
@@ -77,10 +71,10 @@ CLIPADAPT_CLONE_INLINE float sum_lanes(const Lanes& v) {
 // the multiply-add rate rather than the load rate (a small IVF tile is reused from L1).
 template <int Queries, int Rows>
 CLIPADAPT_CLONE_INLINE void dot_block(const float* q, const float* x, int64_t d, float* out, int64_t out_stride) {
-  Lanes sums[Queries][Rows] = {};
+  Lanes<float> sums[Queries][Rows] = {};
   int64_t c = 0;
-  for (; c + 16 <= d; c += 16) {
-    Lanes rows[Rows], query;
+  for (; c + kLanesOf<float> <= d; c += kLanesOf<float>) {
+    Lanes<float> rows[Rows], query;
     for (int r = 0; r < Rows; ++r) load_lanes(rows[r], x + r * d + c);
     for (int i = 0; i < Queries; ++i) {
       load_lanes(query, q + i * d + c);

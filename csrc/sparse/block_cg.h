@@ -9,7 +9,8 @@
 //   apply(p, q, pq)                               q = p - alpha S p, and pq = column_dots(p, q)
 //   advance(r, q, steps, rr)                      r -= step_c q, and rr = column_dots(r, r)
 //   redirect(x, p, r, steps, betas)               x += step_c p, then p = r + beta_c p
-//   write_results(iterations, residuals)          per-column outputs
+//   write_results(iterations, residuals)          per-column outputs (and the solution, where the
+//                                                 device solved it in a buffer of its own)
 // apply and advance return their dot products so that a device can fuse them into the pass;
 // the solution's update waits for redirect, which reads p anyway (one pass over [n, C] fewer).
 #pragma once

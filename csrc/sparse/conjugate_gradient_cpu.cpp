@@ -1,5 +1,5 @@
 // CPU block CG: the dense [n, C] column operations of block_cg.h, with the column dot
-// products fused into the SpMM and update passes, on a locality-ordered copy of the system.
+// products fused into the SpMM and update passes, on a locality-ordered copy of S.
 //
 // Block CG is memory bound here: each SpMM gathers a C-wide row of P per nonzero. Relabelling
 // the nodes in reverse Cuthill-McKee order puts graph neighbours at nearby rows, so the
@@ -23,10 +23,16 @@ namespace {
 // same whatever the thread count.
 constexpr int64_t kDotBlockRows = 1024;
 
-// A [rows, C] row-major matrix: the caller's (x, b) or a workspace buffer.
+// A [rows, C] row-major matrix in the relabelled order: a workspace buffer, or the caller's b
+// read in place through the relabelling (relabelled row i is stored row order[i]); b is read
+// once, so it is not copied. The solution, read and written every iteration, is solved in a
+// buffer of its own and put back in the caller's order at the end.
 template <typename T>
 struct Dense {
   T* data;
+  int64_t columns;
+  const int64_t* order = nullptr;  // null: stored in the relabelled order
+  T* row(int64_t i) const { return data + (order ? order[i] : i) * columns; }
 };
 
 // S relabelled for locality, column ids as Index (int32 whenever n allows).
@@ -41,11 +47,13 @@ struct LocalCsr {
 template <typename T, typename Index>
 class CpuOps {
  public:
-  CpuOps(const ConjugateGradientProblem& p, const LocalCsr<T, Index>& s)
+  // s and `order` (relabelled row -> row of the caller's x and b) from PermutedSystem.
+  CpuOps(const ConjugateGradientProblem& p, const LocalCsr<T, Index>& s, const int64_t* order)
       : p_(p), s_(s), rows_(p.b.rows), columns_(p.b.cols), size_(rows_ * columns_),
-        blocks_((rows_ + kDotBlockRows - 1) / kDotBlockRows), storage_(new T[3 * size_]),
-        partial_(blocks_ * columns_), x_{p.x.as<T>()}, b_{p.b.as<T>()}, r_{storage_.get()},
-        direction_{storage_.get() + size_}, product_{storage_.get() + 2 * size_} {}
+        blocks_((rows_ + kDotBlockRows - 1) / kDotBlockRows), storage_(new T[4 * size_]),
+        partial_(blocks_ * columns_), order_(order), b_{const_cast<T*>(p.b.as<const T>()), columns_, order},
+        x_{storage_.get(), columns_}, r_{storage_.get() + size_, columns_},
+        direction_{storage_.get() + 2 * size_, columns_}, product_{storage_.get() + 3 * size_, columns_} {}
 
   Dense<T>& solution() { return x_; }
   Dense<T>& residual() { return r_; }
@@ -55,25 +63,25 @@ class CpuOps {
 
   // The workspace starts uninitialised: these first writes fault its pages in on every thread.
   void zero(Dense<T>& m) {
-    for_each_row([&](int64_t i) { std::fill_n(m.data + i * columns_, columns_, T(0)); });
+    for_each_row([&](int64_t i) { std::fill_n(m.row(i), columns_, T(0)); });
   }
-  void copy(const Dense<T>& from, Dense<T>& to) {
-    for_each_row([&](int64_t i) { std::copy_n(from.data + i * columns_, columns_, to.data + i * columns_); });
+  void copy(const Dense<T>& from, const Dense<T>& to) {
+    for_each_row([&](int64_t i) { std::copy_n(from.row(i), columns_, to.row(i)); });
   }
 
   void column_dots(const Dense<T>& a, const Dense<T>& b, std::vector<double>& out) {
-    for_each_block(out, [&](int64_t i, double* sums) { add_products(a.data, b.data, i, sums); });
+    for_each_block(out, [&](int64_t i, double* sums) { add_products(a.row(i), b.row(i), sums); });
   }
 
   // q = p - alpha S p; pq = column dots of p and q.
   void apply(const Dense<T>& p, Dense<T>& q, std::vector<double>& pq) {
     const T alpha = static_cast<T>(p_.alpha);
     for_each_block(pq, [&](int64_t i, double* sums) {
-      T* q_row = q.data + i * columns_;
+      T* q_row = q.row(i);
       accumulate_row(s_.indices, s_.values, s_.indptr[i], s_.indptr[i + 1], s_.nnz, p.data, columns_, q_row);
-      const T* p_row = p.data + i * columns_;
+      const T* p_row = p.row(i);
       for (int64_t c = 0; c < columns_; ++c) q_row[c] = p_row[c] - alpha * q_row[c];
-      add_products(p.data, q.data, i, sums);
+      add_products(p_row, q_row, sums);
     });
   }
 
@@ -81,10 +89,10 @@ class CpuOps {
   void advance(Dense<T>& r, const Dense<T>& q, const std::vector<double>& steps, std::vector<double>& rr) {
     const std::vector<T> step(steps.begin(), steps.end());
     for_each_block(rr, [&](int64_t i, double* sums) {
-      T* r_row = r.data + i * columns_;
-      const T* q_row = q.data + i * columns_;
+      T* r_row = r.row(i);
+      const T* q_row = q.row(i);
       for (int64_t c = 0; c < columns_; ++c) r_row[c] -= step[c] * q_row[c];
-      add_products(r.data, r.data, i, sums);
+      add_products(r_row, r_row, sums);
     });
   }
 
@@ -93,9 +101,9 @@ class CpuOps {
                 const std::vector<double>& betas) {
     const std::vector<T> step(steps.begin(), steps.end()), beta(betas.begin(), betas.end());
     for_each_row([&](int64_t i) {
-      T* x_row = x.data + i * columns_;
-      T* p_row = p.data + i * columns_;
-      const T* r_row = r.data + i * columns_;
+      T* x_row = x.row(i);
+      T* p_row = p.row(i);
+      const T* r_row = r.row(i);
       for (int64_t c = 0; c < columns_; ++c) {
         x_row[c] += step[c] * p_row[c];
         p_row[c] = r_row[c] + beta[c] * p_row[c];
@@ -103,14 +111,17 @@ class CpuOps {
     });
   }
 
+  // The solution in the caller's order, and the per-column outputs.
   void write_results(const std::vector<int64_t>& iterations, const std::vector<double>& residuals) {
+    const Dense<T> caller_x{p_.x.as<T>(), columns_, order_};
+    copy(x_, caller_x);
     std::copy(iterations.begin(), iterations.end(), p_.iterations.as<int64_t>());
     std::copy(residuals.begin(), residuals.end(), p_.residuals.as<double>());
   }
 
  private:
-  void add_products(const T* a, const T* b, int64_t row, double* sums) const {
-    for (int64_t c = 0; c < columns_; ++c) sums[c] += double(a[row * columns_ + c]) * double(b[row * columns_ + c]);
+  void add_products(const T* a, const T* b, double* sums) const {
+    for (int64_t c = 0; c < columns_; ++c) sums[c] += double(a[c]) * double(b[c]);
   }
 
   template <typename RowWork>
@@ -137,9 +148,10 @@ class CpuOps {
   const ConjugateGradientProblem& p_;
   LocalCsr<T, Index> s_;
   int64_t rows_, columns_, size_, blocks_;
-  std::unique_ptr<T[]> storage_;  // r, direction, product
+  std::unique_ptr<T[]> storage_;  // x, r, direction, product
   std::vector<double> partial_;
-  Dense<T> x_, b_, r_, direction_, product_;
+  const int64_t* order_;
+  Dense<T> b_, x_, r_, direction_, product_;
 };
 
 // Reverse Cuthill-McKee: breadth-first from a lowest-degree node of each component,
@@ -176,36 +188,22 @@ std::vector<int64_t> reverse_cuthill_mckee(const Csr& s) {
   return order;
 }
 
-// The system relabelled by `order`: S' = P S P^T, B' = P B; the solution comes back as X = P^T X'.
+// S relabelled by `order`: S' = P S P^T. The solver reads B and writes X through `order`
+// (Dense::order), so the system is solved as P B and comes back as X = P^T X'.
 template <typename T, typename Index>
 class PermutedSystem {
  public:
   PermutedSystem(const ConjugateGradientProblem& p, std::vector<int64_t> order)
-      : p_(p), order_(std::move(order)), rank_(order_.size()), columns_(p.b.cols),
-        b_(new T[order_.size() * columns_]), x_(new T[order_.size() * columns_]) {
+      : p_(p), order_(std::move(order)), rank_(order_.size()) {
     for (size_t r = 0; r < order_.size(); ++r) rank_[order_[r]] = static_cast<int64_t>(r);
     permute_matrix();
-    permute_rows(p.b.as<const T>(), b_.get());
-  }
-
-  // The relabelled problem (its S is only read through matrix()).
-  ConjugateGradientProblem problem() const {
-    ConjugateGradientProblem q = p_;
-    q.b.data = b_.get();
-    q.x.data = x_.get();
-    return q;
   }
 
   LocalCsr<T, Index> matrix() const {
     return {indptr_.data(), indices_.data(), values_.data(), static_cast<int64_t>(indices_.size())};
   }
 
-  void scatter_solution() const {
-    T* x = p_.x.as<T>();
-#pragma omp parallel for schedule(static) num_threads(thread_count())
-    for (int64_t r = 0; r < static_cast<int64_t>(order_.size()); ++r)
-      std::copy_n(x_.get() + r * columns_, columns_, x + order_[r] * columns_);
-  }
+  const int64_t* order() const { return order_.data(); }
 
  private:
   void permute_matrix() {
@@ -233,28 +231,18 @@ class PermutedSystem {
     }
   }
 
-  void permute_rows(const T* source, T* target) const {
-#pragma omp parallel for schedule(static) num_threads(thread_count())
-    for (int64_t r = 0; r < static_cast<int64_t>(order_.size()); ++r)
-      std::copy_n(source + order_[r] * columns_, columns_, target + r * columns_);
-  }
-
   const ConjugateGradientProblem& p_;
   std::vector<int64_t> order_, rank_;
-  int64_t columns_;
   std::vector<int64_t> indptr_;
   std::vector<Index> indices_;
   std::vector<T> values_;
-  std::unique_ptr<T[]> b_, x_;  // uninitialised: permute_rows and the solver write them whole
 };
 
 template <typename T, typename Index>
 void solve(const ConjugateGradientProblem& p) {
-  PermutedSystem<T, Index> permuted(p, reverse_cuthill_mckee(p.s));
-  const ConjugateGradientProblem relabelled = permuted.problem();
-  CpuOps<T, Index> ops(relabelled, permuted.matrix());
-  block_conjugate_gradient(relabelled, ops);
-  permuted.scatter_solution();
+  const PermutedSystem<T, Index> permuted(p, reverse_cuthill_mckee(p.s));
+  CpuOps<T, Index> ops(p, permuted.matrix(), permuted.order());
+  block_conjugate_gradient(p, ops);
 }
 
 template <typename T>

@@ -12,21 +12,77 @@ namespace {
 
 constexpr int64_t kPrefetchAhead = 8;
 
-// The gathered rows are contiguous, so the inner loop is a vector FMA; target_clones picks
-// AVX-512 or AVX2 at run time (the wheel itself targets x86-64-v2).
+// Starts the gathers of a later entry early: they are latency bound.
 template <typename Index, typename T>
-inline void accumulate_row_body(const Index* __restrict indices, const T* __restrict values, int64_t begin,
-                                int64_t end, int64_t nnz, const T* __restrict x, int64_t columns,
-                                T* __restrict sum) {
+CLIPADAPT_CLONE_INLINE void prefetch_row_of(const Index* indices, int64_t entry, int64_t nnz, const T* x,
+                                            int64_t columns) {
+  if (entry >= nnz) return;
+  const char* ahead = reinterpret_cast<const char*>(x + indices[entry] * columns);
+  for (int64_t byte = 0; byte < columns * int64_t(sizeof(T)); byte += 64) __builtin_prefetch(ahead + byte);
+}
+
+// Any number of columns: the sums live in memory.
+template <typename Index, typename T>
+CLIPADAPT_CLONE_INLINE void accumulate_in_memory(const Index* __restrict indices, const T* __restrict values,
+                                                 int64_t begin, int64_t end, int64_t nnz, const T* __restrict x,
+                                                 int64_t columns, T* __restrict sum) {
   for (int64_t c = 0; c < columns; ++c) sum[c] = T(0);
   for (int64_t e = begin; e < end; ++e) {
-    if (e + kPrefetchAhead < nnz) {  // start the gathers of a later entry early: they are latency bound
-      const char* ahead = reinterpret_cast<const char*>(x + indices[e + kPrefetchAhead] * columns);
-      for (int64_t byte = 0; byte < columns * int64_t(sizeof(T)); byte += 64) __builtin_prefetch(ahead + byte);
-    }
+    prefetch_row_of(indices, e + kPrefetchAhead, nnz, x, columns);
     const T value = values[e];
     const T* __restrict row = x + indices[e] * columns;
     for (int64_t c = 0; c < columns; ++c) sum[c] += value * row[c];
+  }
+}
+
+// A row of at most Chunks registers of columns (and at least one): the sums stay in registers
+// across the row's entries, where sums in memory chain every entry's adds through a store and
+// a reload. The last chunk ends at the row's end, overlapping the one before it when the
+// columns are not a multiple of the lanes; overlapping lanes sum the same products in the same
+// order, so they hold the same bits, and every sum is the one the loop in memory gives.
+template <int Chunks, typename Index, typename T>
+CLIPADAPT_CLONE_INLINE void accumulate_in_registers(const Index* __restrict indices, const T* __restrict values,
+                                                    int64_t begin, int64_t end, int64_t nnz, const T* __restrict x,
+                                                    int64_t columns, T* __restrict sum) {
+  constexpr int64_t kLanes = kLanesOf<T>;
+  int64_t starts[Chunks];
+  for (int chunk = 0; chunk < Chunks; ++chunk) starts[chunk] = std::min<int64_t>(chunk * kLanes, columns - kLanes);
+  Lanes<T> sums[Chunks] = {};
+  for (int64_t e = begin; e < end; ++e) {
+    prefetch_row_of(indices, e + kPrefetchAhead, nnz, x, columns);
+    const Lanes<T> value = Lanes<T>{} + values[e];
+    const T* __restrict row = x + indices[e] * columns;
+    for (int chunk = 0; chunk < Chunks; ++chunk) {
+      Lanes<T> gathered;
+      load_lanes(gathered, row + starts[chunk]);
+      sums[chunk] += value * gathered;
+    }
+  }
+  for (int chunk = 0; chunk < Chunks; ++chunk) store_lanes(sum + starts[chunk], sums[chunk]);
+}
+
+// Rows of up to 16 registers of columns (256 float32 or 128 float64 columns: 16 registers of
+// sums and two more fit the 32 AVX-512 registers) are summed in registers.
+constexpr int kMaxRegisterChunks = 16;
+
+template <int Chunks, typename Index, typename T>
+CLIPADAPT_CLONE_INLINE void accumulate_in_registers_of(int64_t chunks, const Index* indices, const T* values,
+                                                       int64_t begin, int64_t end, int64_t nnz, const T* x,
+                                                       int64_t columns, T* sum) {
+  if (chunks == Chunks) return accumulate_in_registers<Chunks>(indices, values, begin, end, nnz, x, columns, sum);
+  if constexpr (Chunks < kMaxRegisterChunks) {
+    accumulate_in_registers_of<Chunks + 1>(chunks, indices, values, begin, end, nnz, x, columns, sum);
+  }
+}
+
+template <typename Index, typename T>
+CLIPADAPT_CLONE_INLINE void accumulate_row_body(const Index* indices, const T* values, int64_t begin, int64_t end,
+                                                int64_t nnz, const T* x, int64_t columns, T* sum) {
+  const int64_t chunks = (columns + kLanesOf<T> - 1) / kLanesOf<T>;
+  if (columns < kLanesOf<T> || chunks > kMaxRegisterChunks) {
+    accumulate_in_memory(indices, values, begin, end, nnz, x, columns, sum);
+  } else {
+    accumulate_in_registers_of<1>(chunks, indices, values, begin, end, nnz, x, columns, sum);
   }
 }
 
