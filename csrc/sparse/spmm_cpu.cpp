@@ -88,29 +88,18 @@ CLIPADAPT_CLONE_INLINE void accumulate_row_body(const Index* indices, const T* v
 
 }  // namespace
 
-CLIPADAPT_VECTOR_CLONES
-void accumulate_row(const int64_t* indices, const float* values, int64_t begin, int64_t end, int64_t nnz,
-                    const float* x, int64_t columns, float* sum) {
-  accumulate_row_body(indices, values, begin, end, nnz, x, columns, sum);
-}
-
-CLIPADAPT_VECTOR_CLONES
-void accumulate_row(const int64_t* indices, const double* values, int64_t begin, int64_t end, int64_t nnz,
-                    const double* x, int64_t columns, double* sum) {
-  accumulate_row_body(indices, values, begin, end, nnz, x, columns, sum);
-}
-
-CLIPADAPT_VECTOR_CLONES
-void accumulate_row(const int32_t* indices, const float* values, int64_t begin, int64_t end, int64_t nnz,
-                    const float* x, int64_t columns, float* sum) {
-  accumulate_row_body(indices, values, begin, end, nnz, x, columns, sum);
-}
-
-CLIPADAPT_VECTOR_CLONES
-void accumulate_row(const int32_t* indices, const double* values, int64_t begin, int64_t end, int64_t nnz,
-                    const double* x, int64_t columns, double* sum) {
-  accumulate_row_body(indices, values, begin, end, nnz, x, columns, sum);
-}
+// One clone set per (column id, value) type: target_clones applies to plain functions only.
+#define CLIPADAPT_ACCUMULATE_ROW(Index, T)                                                                     \
+  CLIPADAPT_VECTOR_CLONES                                                                                      \
+  void accumulate_row(const Index* indices, const T* values, int64_t begin, int64_t end, int64_t nnz,          \
+                      const T* x, int64_t columns, T* sum) {                                                   \
+    accumulate_row_body(indices, values, begin, end, nnz, x, columns, sum);                                    \
+  }
+CLIPADAPT_ACCUMULATE_ROW(int64_t, float)
+CLIPADAPT_ACCUMULATE_ROW(int64_t, double)
+CLIPADAPT_ACCUMULATE_ROW(int32_t, float)
+CLIPADAPT_ACCUMULATE_ROW(int32_t, double)
+#undef CLIPADAPT_ACCUMULATE_ROW
 
 namespace {
 
