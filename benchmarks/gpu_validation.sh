@@ -33,7 +33,7 @@ step() {  # step NAME SECONDS COMMAND...
 CLIPADAPT_CUDA_SYNC=1 step gpu-tests 900 python -m pytest -m gpu -q -p no:cacheprovider tests
 
 # The sanitizers slow every launch 10-100x: the small GPU test files only, stopping at the first failure.
-small_tests=(tests/test_knn_gpu.py tests/test_kmeans_gpu.py tests/test_sparse_gpu.py)
+small_tests=(tests/test_knn_gpu.py tests/test_kmeans_gpu.py tests/test_sparse_gpu.py tests/test_linalg_gpu.py)
 for tool in memcheck racecheck synccheck; do
   step "sanitizer-$tool" 1200 compute-sanitizer --tool "$tool" --error-exitcode 1 --print-limit 20 \
     python -m pytest -m gpu -x -q -p no:cacheprovider "${small_tests[@]}"
