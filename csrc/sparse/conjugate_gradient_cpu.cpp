@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/host_memory.h"
 #include "core/parallel.h"
 #include "sparse/block_cg.h"
 #include "sparse/spmm_row.h"
@@ -50,7 +51,7 @@ class CpuOps {
   // s and `order` (relabelled row -> row of the caller's x and b) from PermutedSystem.
   CpuOps(const ConjugateGradientProblem& p, const LocalCsr<T, Index>& s, const int64_t* order)
       : p_(p), s_(s), rows_(p.b.rows), columns_(p.b.cols), size_(rows_ * columns_),
-        blocks_((rows_ + kDotBlockRows - 1) / kDotBlockRows), storage_(new T[4 * size_]),
+        blocks_((rows_ + kDotBlockRows - 1) / kDotBlockRows), storage_(allocate_workspace<T>(4 * size_)),
         partial_(blocks_ * columns_), order_(order), b_{const_cast<T*>(p.b.as<const T>()), columns_, order},
         x_{storage_.get(), columns_}, r_{storage_.get() + size_, columns_},
         direction_{storage_.get() + 2 * size_, columns_}, product_{storage_.get() + 3 * size_, columns_} {}
@@ -148,7 +149,7 @@ class CpuOps {
   const ConjugateGradientProblem& p_;
   LocalCsr<T, Index> s_;
   int64_t rows_, columns_, size_, blocks_;
-  std::unique_ptr<T[]> storage_;  // x, r, direction, product
+  HostBuffer<T> storage_;  // x, r, direction, product
   std::vector<double> partial_;
   const int64_t* order_;
   Dense<T> b_, x_, r_, direction_, product_;
@@ -206,6 +207,8 @@ class PermutedSystem {
   const int64_t* order() const { return order_.data(); }
 
  private:
+  // Row r of S' is row order[r] of S with its column ids relabelled, its entries left in
+  // their stored order (sorting them by new id would cost more than the locality it buys).
   void permute_matrix() {
     const auto* indptr = p_.s.indptr.as<const int64_t>();
     const auto* indices = p_.s.indices.as<const int64_t>();
@@ -215,19 +218,11 @@ class PermutedSystem {
     for (int64_t r = 0; r < n; ++r) indptr_[r + 1] = indptr_[r] + indptr[order_[r] + 1] - indptr[order_[r]];
     indices_.resize(indptr_[n]);
     values_.resize(indptr_[n]);
-#pragma omp parallel num_threads(thread_count())
-    {
-      std::vector<std::pair<int64_t, T>> row;
-#pragma omp for schedule(dynamic, 256)
-      for (int64_t r = 0; r < n; ++r) {
-        row.clear();
-        for (int64_t e = indptr[order_[r]]; e < indptr[order_[r] + 1]; ++e) row.emplace_back(rank_[indices[e]], values[e]);
-        std::sort(row.begin(), row.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-        for (size_t j = 0; j < row.size(); ++j) {
-          indices_[indptr_[r] + j] = static_cast<Index>(row[j].first);
-          values_[indptr_[r] + j] = row[j].second;
-        }
-      }
+#pragma omp parallel for schedule(static) num_threads(thread_count())
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t first = indptr[order_[r]], count = indptr_[r + 1] - indptr_[r];
+      for (int64_t j = 0; j < count; ++j) indices_[indptr_[r] + j] = static_cast<Index>(rank_[indices[first + j]]);
+      std::copy_n(values + first, count, values_.data() + indptr_[r]);
     }
   }
 
