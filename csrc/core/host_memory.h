@@ -26,6 +26,7 @@ template <typename T>
 HostBuffer<T> allocate_workspace(size_t count) {
   constexpr size_t kHugePage = size_t(2) << 20;
   const size_t bytes = (count * sizeof(T) + kHugePage - 1) / kHugePage * kHugePage;
+  // Below a huge page, plain malloc (of one byte more: malloc(0) may answer null).
   void* data = bytes >= kHugePage ? std::aligned_alloc(kHugePage, bytes) : std::malloc(count * sizeof(T) + 1);
   if (data == nullptr) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
