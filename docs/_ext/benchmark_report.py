@@ -59,15 +59,19 @@ COLUMNS: dict[str, list[Column]] = {
     "lp": [Column("method", "method"), Column("device", "device"), Column("precision", "precision"),
            Column("solve s", "solve_seconds", ".3f"), Column("total s", "total_seconds", ".2f"),
            Column("clipadapt / this (solve)", "ratio_solve", ".2f"),
+           Column("scipy recipe / this (solve)", "speedup_over_scipy_solve", ".1f"),
+           Column("of copy bandwidth", "fraction_of_bandwidth", ".2f"),
            Column("agreement with recipe", "agreement_recipe", ".4f"), Column("accuracy", "accuracy", ".4f")],
     "reclip-lp": [Column("method", "method"), Column("device", "device"),
                   Column("projection s", "seconds.projection", ".2f"), Column("graph s", "seconds.graph", ".2f"),
                   Column("propagation s", "seconds.propagation", ".2f"), Column("total s", "total_seconds", ".2f"),
+                  Column("projection share", "projection_share", ".0%"),
                   Column("peak MB", "peak_rss_mb", ".0f"), Column("this / clipadapt", "this_over_clipadapt", ".1f"),
                   Column("agreement with recipe", "agreement_recipe", ".4f"), Column("accuracy", "accuracy", ".4f")],
     "ivf": [Column("method", "method"), Column("train s", "train_seconds", ".2f"), Column("add s", "add_seconds", ".2f"),
             Column("nprobe", "nprobe"), Column("recall@10", "recall_at_10", ".4f"),
-            Column("search s", "search_seconds", ".3f"), Column("rows scanned / query", "rows_scanned", ".0f")],
+            Column("search s", "search_seconds", ".3f"), Column("rows scanned / query", "rows_scanned", ".0f"),
+            Column("clipadapt / faiss, same lists", "search_ratio_same_lists", ".2f")],
     "mudg-index": [Column("method", "method"), Column("pairing s", "pairing_seconds", ".1f"),
                    Column("k-means s", "kmeans_seconds", ".1f"), Column("add s", "add_seconds", ".1f"),
                    Column("nprobe", "nprobe"), Column("recall@64", "recall_at_64", ".4f"),
@@ -123,8 +127,9 @@ def describe(result: dict[str, Any]) -> str:
     machine = result.get("machine", {})
     libraries = ", ".join(f"{name} {version}" for name, version in machine.get("libraries", {}).items() if version)
     devices = [device.get("name", "?") for device in machine.get("clipadapt", {}).get("cuda_devices", [])]
+    blas_core = machine.get("clipadapt", {}).get("cpu_kernels", {}).get("blas_core")
     where = f"{machine.get('cpu_model', 'unknown CPU')}, {machine.get('threads', '?')} threads" + \
-        (f", GPU: {', '.join(devices)}" if devices else "")
+        (f", OpenBLAS kernels {blas_core}" if blas_core else "") + (f", GPU: {', '.join(devices)}" if devices else "")
     # Runs started as `python -m clipadapt` record the module's file name as the program.
     command = result["command"].replace("__main__.py", "clipadapt", 1)
     return (f"`{command}` ({result.get('date', 'undated')}; {where}; "
@@ -132,7 +137,8 @@ def describe(result: dict[str, Any]) -> str:
 
 
 # The IVF benchmark's method keys, as a reader of the plot needs them.
-IVF_METHODS = {"paired": "clipadapt: paired k-means", "kmeans": "clipadapt: k-means", "faiss": "faiss IndexIVFFlat"}
+IVF_METHODS = {"paired": "clipadapt: paired k-means", "kmeans": "clipadapt: k-means", "faiss": "faiss IndexIVFFlat",
+               "faiss-kmeans": "faiss IndexIVFFlat on clipadapt's k-means lists"}
 
 
 def _ok_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
