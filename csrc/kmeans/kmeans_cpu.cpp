@@ -125,12 +125,18 @@ struct IvfWorkspace {
   std::vector<float> queries;    // the block's queries as float32 [qn, d]
   std::vector<float> group;      // the queries probing one list, gathered [g, d]
   std::vector<float> rows;       // list rows widened to float32
-  std::vector<float> row_terms;  // their fast-pass metric terms
   std::vector<float> keys;       // [g, chunk rows]
   std::vector<ProbePair> pairs;
   std::vector<knn::Candidate> heaps;        // [qn, width], index = storage position
   std::vector<knn::RowNormBounds> scanned;  // [qn], over the rows each query scanned
   std::vector<knn::Candidate> scratch;
+};
+
+// Every row's fast-pass term and every list's norm bounds, from the rows' squared norms:
+// computed once per search, not once per (list, query block).
+struct RowTerms {
+  std::vector<float> terms;                    // [N]
+  std::vector<knn::RowNormBounds> list_bounds;  // [lists]
 };
 
 // One fast pass over the probed lists of a set of queries, then their exact re-scoring.
@@ -142,6 +148,7 @@ struct IvfPass {
   const std::vector<double>& query_norms;
   const std::vector<float>& query_terms;
   const double* row_norms;      // canonical squared norms of the index's rows
+  const RowTerms& rows;         // their fast-pass terms and each list's norm bounds
   int64_t width;
   std::vector<char>& retry;     // out: the band did not fit in the list
 };
@@ -159,14 +166,20 @@ void collect_probes(const IvfPass& f, int64_t q0, int64_t qn, std::vector<ProbeP
   std::sort(pairs.begin(), pairs.end());
 }
 
-// Fast-pass terms and norm bounds of `count` rows from their canonical squared norms.
-void chunk_terms(const double* squared_norms, int64_t count, knn::Metric metric, std::vector<float>& terms,
-                 knn::RowNormBounds& bounds) {
-  terms.resize(count);
-  for (int64_t r = 0; r < count; ++r) {
-    terms[r] = knn::fast_term(squared_norms[r], metric);
-    bounds.include(squared_norms[r]);
+// Every row's fast-pass term and every list's norm bounds, from the rows' squared norms.
+RowTerms row_terms(const IvfSearchProblem& p) {
+  const int64_t lists = p.offsets.rows - 1;
+  const auto* offsets = p.offsets.as<const int64_t>();
+  const auto* norms = p.row_norms.as<const double>();
+  RowTerms out{std::vector<float>(p.vectors.rows), std::vector<knn::RowNormBounds>(lists)};
+#pragma omp parallel for schedule(dynamic, 64) num_threads(thread_count())
+  for (int64_t list = 0; list < lists; ++list) {
+    for (int64_t row = offsets[list]; row < offsets[list + 1]; ++row) {
+      out.terms[row] = knn::fast_term(norms[row], p.metric);
+      out.list_bounds[list].include(norms[row]);
+    }
   }
+  return out;
 }
 
 // Scans one list for the block's queries pairs[first, last) (all probing that list).
@@ -181,18 +194,16 @@ void scan_list(const IvfPass& f, int64_t q0, int64_t first, int64_t last, IvfWor
   for (int64_t x0 = offsets[list]; x0 < offsets[list + 1]; x0 += kListChunkRows) {
     const int64_t xn = std::min(kListChunkRows, offsets[list + 1] - x0);
     const float* rows = knn::rows_for_blas(p.vectors, x0, xn, ws.rows);
-    knn::RowNormBounds chunk_bounds;
-    chunk_terms(f.row_norms + x0, xn, p.metric, ws.row_terms, chunk_bounds);
     ws.keys.resize(g * xn);
     knn::dot_tile(ws.group.data(), g, rows, xn, d, ws.keys.data());
     for (int64_t i = 0; i < g; ++i) {
       const int64_t r = ws.pairs[first + i].query;
       float* keys = ws.keys.data() + i * xn;
-      knn::dots_to_keys(keys, xn, f.query_terms[q0 + r], ws.row_terms.data(), p.metric);
+      knn::dots_to_keys(keys, xn, f.query_terms[q0 + r], f.rows.terms.data() + x0, p.metric);
       knn::offer_row(keys, xn, x0, ws.heaps.data() + r * width, width);
-      ws.scanned[r].include(chunk_bounds);
     }
   }
+  for (int64_t i = first; i < last; ++i) ws.scanned[ws.pairs[i].query].include(f.rows.list_bounds[list]);
 }
 
 void rescore_block(const IvfPass& f, int64_t q0, int64_t qn, IvfWorkspace& ws) {
@@ -338,6 +349,7 @@ void ivf_search_cpu(const IvfSearchProblem& p) {
   knn::ensure_single_threaded_blas();
   const std::vector<double> all_norms = knn::canonical_squared_norms(p.queries);
   const double* row_norms = p.row_norms.as<const double>();
+  const RowTerms terms_of_rows = row_terms(p);
   std::vector<int64_t> pending(p.queries.rows);
   for (int64_t i = 0; i < p.queries.rows; ++i) pending[i] = i;
   Matrix queries = p.queries, probes = p.probes;
@@ -349,7 +361,7 @@ void ivf_search_cpu(const IvfSearchProblem& p) {
     for (size_t i = 0; i < pending.size(); ++i) norms[i] = all_norms[pending[i]];
     const std::vector<float> terms = knn::fast_terms(norms, p.metric);
     std::vector<char> retry(pending.size(), 0);
-    run_ivf_pass(IvfPass{p, queries, probes, pending.data(), norms, terms, row_norms, width, retry});
+    run_ivf_pass(IvfPass{p, queries, probes, pending.data(), norms, terms, row_norms, terms_of_rows, width, retry});
     std::vector<int64_t> again;
     for (size_t i = 0; i < pending.size(); ++i) {
       if (retry[i]) again.push_back(pending[i]);
