@@ -116,9 +116,6 @@ int64_t query_block_rows(int64_t queries, int threads) {
 struct ProbePair {
   int64_t list;
   int64_t query;  // row within the block
-  bool operator<(const ProbePair& other) const {
-    return list != other.list ? list < other.list : query < other.query;
-  }
 };
 
 struct IvfWorkspace {
@@ -126,7 +123,10 @@ struct IvfWorkspace {
   std::vector<float> group;      // the queries probing one list, gathered [g, d]
   std::vector<float> rows;       // list rows widened to float32
   std::vector<float> keys;       // [g, chunk rows]
-  std::vector<ProbePair> pairs;
+  std::vector<ProbePair> pairs;           // the block's probes, by list then query
+  std::vector<ProbePair> unsorted_pairs;  // the same, by query
+  std::vector<int64_t> probed_by;         // [lists]: the last pass row that probed the list, or -1
+  std::vector<int64_t> list_starts;       // [lists + 1]: where each list's pairs start
   std::vector<knn::Candidate> heaps;        // [qn, width], index = storage position
   std::vector<knn::RowNormBounds> scanned;  // [qn], over the rows each query scanned
   std::vector<knn::Candidate> scratch;
@@ -153,17 +153,27 @@ struct IvfPass {
   std::vector<char>& retry;     // out: the band did not fit in the list
 };
 
-// The block's scanned probes (ivf_rules.h), sorted by list.
-void collect_probes(const IvfPass& f, int64_t q0, int64_t qn, std::vector<ProbePair>& pairs) {
+// The block's scanned probes, by list then query (a counting sort). A probe is scanned as
+// ivf_rules.h's scans_probe says: an in-range list the query has not probed before; the last
+// query to probe each list is remembered instead of comparing each probe with the earlier ones.
+void collect_probes(const IvfPass& f, int64_t q0, int64_t qn, IvfWorkspace& ws) {
   const int64_t lists = f.problem.offsets.rows - 1, nprobe = f.probes.cols;
-  pairs.clear();
+  ws.probed_by.resize(lists, -1);  // pass rows only grow, so entries of earlier blocks never match
+  ws.list_starts.assign(lists + 1, 0);
+  ws.unsorted_pairs.clear();
   for (int64_t r = 0; r < qn; ++r) {
     const int64_t* probe_row = f.probes.as<const int64_t>() + (q0 + r) * nprobe;
     for (int64_t j = 0; j < nprobe; ++j) {
-      if (scans_probe(probe_row, j, lists)) pairs.push_back({probe_row[j], r});
+      const int64_t list = probe_row[j];
+      if (list < 0 || list >= lists || ws.probed_by[list] == q0 + r) continue;
+      ws.probed_by[list] = q0 + r;
+      ws.unsorted_pairs.push_back({list, r});
+      ++ws.list_starts[list + 1];
     }
   }
-  std::sort(pairs.begin(), pairs.end());
+  for (int64_t list = 0; list < lists; ++list) ws.list_starts[list + 1] += ws.list_starts[list];
+  ws.pairs.resize(ws.unsorted_pairs.size());
+  for (const ProbePair& pair : ws.unsorted_pairs) ws.pairs[ws.list_starts[pair.list]++] = pair;
 }
 
 // Every row's fast-pass term and every list's norm bounds, from the rows' squared norms.
@@ -227,7 +237,7 @@ void search_query_block(const IvfPass& f, int64_t q0, int64_t qn, IvfWorkspace& 
   ws.scanned.assign(qn, knn::RowNormBounds{});
   const float* queries = knn::rows_for_blas(f.queries, q0, qn, ws.queries);
   if (queries != ws.queries.data()) ws.queries.assign(queries, queries + qn * d);
-  collect_probes(f, q0, qn, ws.pairs);
+  collect_probes(f, q0, qn, ws);
   for (int64_t first = 0; first < int64_t(ws.pairs.size());) {
     int64_t last = first + 1;
     while (last < int64_t(ws.pairs.size()) && ws.pairs[last].list == ws.pairs[first].list) ++last;
