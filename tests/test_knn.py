@@ -61,6 +61,22 @@ def test_ties_go_to_the_smaller_index(metric):
     np.testing.assert_allclose(scores, want_scores, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("k", [16, 40, 127])
+def test_wide_lists_keep_every_tie_in_index_order(k):
+    """Lists of 16 or more filling from a tile of at least 4 k keys first find the k-th
+    largest key (a bisection over the keys' bits); with many exactly tied scores the result
+    must still be the top k by (score, smaller index)."""
+    rng = np.random.default_rng(k)
+    x = (rng.integers(-2, 3, size=(700, 9)) / 2).astype(np.float32)  # dot products exact, many equal
+    q = x[:64]
+    scores, indices = clipadapt.knn(q, x, k, metric="ip")
+    exact = q.astype(np.float64) @ x.T.astype(np.float64)
+    for row in range(len(q)):
+        want = np.lexsort((np.arange(len(x)), -exact[row]))[:k]
+        np.testing.assert_array_equal(indices[row], want)
+        np.testing.assert_array_equal(scores[row], exact[row][want].astype(np.float32))
+
+
 def test_results_are_identical_across_thread_counts():
     x = features(3000, 31, "float32", seed=3).numpy()
     before = clipadapt.get_num_threads()

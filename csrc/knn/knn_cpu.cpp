@@ -137,6 +137,49 @@ void dots_to_keys(float* row, int64_t count, float query_term, const float* data
   }
 }
 
+// Keys of a row at or above `floor`.
+CLIPADAPT_CLONE_INLINE int64_t count_at_least(const float* keys, int64_t count, float floor) {
+  int64_t at_least = 0;
+  for (int64_t j = 0; j < count; ++j) at_least += keys[j] >= floor;
+  return at_least;
+}
+
+// Float32 bit patterns in the order of the values they encode (non-NaN values only).
+CLIPADAPT_CLONE_INLINE uint32_t ordered_bits(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+
+CLIPADAPT_CLONE_INLINE float value_of_ordered_bits(uint32_t ordered) {
+  const uint32_t bits = (ordered & 0x80000000u) ? (ordered & 0x7fffffffu) : ~ordered;
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+}
+
+// The k-th largest of the keys (-inf when fewer than k are not NaN): bisection over the
+// ordered bit patterns, each step one vector count of the keys, so no branch depends on them.
+CLIPADAPT_CLONE_INLINE float kth_largest_key(const float* keys, int64_t count, int64_t k) {
+  uint32_t low = ordered_bits(-INFINITY), high = ordered_bits(INFINITY);
+  if (count_at_least(keys, count, -INFINITY) < k) return -INFINITY;
+  while (low < high) {  // count_at_least(low) >= k; the answer lies in [low, high]
+    const uint32_t middle = low + (high - low + 1) / 2;
+    if (count_at_least(keys, count, value_of_ordered_bits(middle)) >= k) {
+      low = middle;
+    } else {
+      high = middle - 1;
+    }
+  }
+  return value_of_ordered_bits(low);
+}
+
+// A list this wide or wider, not yet full, facing at least 4 times as many keys, first finds
+// the k-th largest key: only keys at or above it can enter. Offered one by one, about
+// k ln(count / k) of the keys would each pay a heap update of log k mispredicted compares (the
+// IVF probe selection at nprobe 32: 35-wide lists over 1024 centroids).
+constexpr int64_t kFloorMinWidth = 16;
+
 // Blocks whose every key is below the current worst are rejected with one vector compare;
 // that is almost every block once the heap has warmed up. In a block that passes, the keys
 // that reach the worst are collected without branches and only those are offered: whether a
@@ -145,10 +188,12 @@ void dots_to_keys(float* row, int64_t count, float query_term, const float* data
 CLIPADAPT_VECTOR_CLONES
 void offer_row(const float* keys, int64_t count, int64_t first_index, Candidate* heap, int64_t k) {
   constexpr int64_t kBlock = 32;
+  const bool filling = heap[0].index == kEmptyIndex && k >= kFloorMinWidth && count >= 4 * k;
+  const float floor = filling ? kth_largest_key(keys, count, k) : -INFINITY;
   int64_t reaching[kBlock];
   for (int64_t start = 0; start < count; start += kBlock) {
     const int64_t stop = std::min(start + kBlock, count);
-    const float worst = heap[0].key;
+    const float worst = std::max(heap[0].key, floor);
     int reaches = 0;
     for (int64_t j = start; j < stop; ++j) reaches |= keys[j] >= worst;
     if (!reaches) continue;
