@@ -193,13 +193,18 @@ def _digest(threads: int, env: dict[str, str]) -> str:
 
 
 def test_results_identical_at_one_and_two_threads_and_any_blas_core():
-    """knn, assign, k-means and IVF results are bitwise the same at 1 and 2 threads, and with
-    OpenBLAS forced to another kernel (its rounding differs): set only in these subprocesses."""
-    plain = {key: value for key, value in os.environ.items() if key != "OPENBLAS_CORETYPE"}
+    """knn, assign, k-means and IVF results are bitwise the same at 1 and 2 threads, with the
+    fast pass on the AVX-512 float32 tiles or on OpenBLAS's sgemm (CLIPADAPT_CPU_FP32_TILES=0),
+    and with OpenBLAS forced to another kernel (its rounding differs): set only in these
+    subprocesses."""
+    plain = {key: value for key, value in os.environ.items()
+             if key not in ("OPENBLAS_CORETYPE", "CLIPADAPT_CPU_FP32_TILES")}
     reference = _digest(2, plain)
     assert _digest(1, plain) == reference
-    assert _digest(2, {**plain, "OPENBLAS_CORETYPE": "Haswell"}) == reference
-    assert _digest(2, {**plain, "OPENBLAS_CORETYPE": "Sandybridge"}) == reference
+    sgemm = {**plain, "CLIPADAPT_CPU_FP32_TILES": "0"}
+    assert _digest(2, sgemm) == reference
+    assert _digest(2, {**sgemm, "OPENBLAS_CORETYPE": "Haswell"}) == reference
+    assert _digest(2, {**sgemm, "OPENBLAS_CORETYPE": "Sandybridge"}) == reference
 
 
 def test_set_num_threads_is_process_wide_and_not_torch():

@@ -10,7 +10,7 @@
 #include "core/errors.h"
 #include "core/finite.h"
 #include "core/parallel.h"
-#include "knn/bf16_tiles.h"
+#include "knn/avx512_tiles.h"
 
 namespace py = pybind11;
 
@@ -90,6 +90,7 @@ py::dict cpu_kernels() {
   kernels["blas"] = std::string("scipy-openblas32 ") + scipy_openblas_get_config();
   kernels["blas_core"] = std::string(scipy_openblas_get_corename());
   kernels["bfloat16_tiles"] = clipadapt::knn::bf16_tiles_available() ? "avx512_bf16" : "widened to float32 for sgemm";
+  kernels["float32_tiles"] = clipadapt::knn::float32_tiles_available() ? "avx512f" : "openblas sgemm";
   return kernels;
 }
 

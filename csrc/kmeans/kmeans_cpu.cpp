@@ -123,6 +123,7 @@ struct IvfWorkspace {
   std::vector<float> group;      // the queries probing one list, gathered [g, d]
   std::vector<float> rows;       // list rows widened to float32
   std::vector<float> keys;       // [g, chunk rows]
+  std::vector<float> packed;     // the chunk's rows packed for the AVX-512 tiles
   std::vector<ProbePair> pairs;           // the block's probes, by list then query
   std::vector<ProbePair> unsorted_pairs;  // the same, by query
   std::vector<int64_t> probed_by;         // [lists]: the last pass row that probed the list, or -1
@@ -205,7 +206,7 @@ void scan_list(const IvfPass& f, int64_t q0, int64_t first, int64_t last, IvfWor
     const int64_t xn = std::min(kListChunkRows, offsets[list + 1] - x0);
     const float* rows = knn::rows_for_blas(p.vectors, x0, xn, ws.rows);
     ws.keys.resize(g * xn);
-    knn::dot_tile(ws.group.data(), g, rows, xn, d, ws.keys.data());
+    knn::dot_tile(ws.group.data(), g, rows, xn, d, ws.keys.data(), ws.packed);
     for (int64_t i = 0; i < g; ++i) {
       const int64_t r = ws.pairs[first + i].query;
       float* keys = ws.keys.data() + i * xn;

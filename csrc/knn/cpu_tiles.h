@@ -18,8 +18,10 @@ void ensure_single_threaded_blas();
 // inputs are widened into `buffer` (scipy-openblas32 exports no bf16 GEMM).
 const float* rows_for_blas(const Matrix& m, int64_t first, int64_t count, std::vector<float>& buffer);
 
-// out[qn, xn] = Q[qn, d] X[xn, d]^T, single-threaded sgemm.
-void dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d, float* out);
+// out[qn, xn] = Q[qn, d] X[xn, d]^T on one thread: plain dot products for small tiles, else
+// the AVX-512 float32 tiles of avx512_tiles.h (X repacked into `packed`) or sgemm.
+void dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d, float* out,
+              std::vector<float>& packed);
 
 // Dot products of one query -> metric keys, in place (a NaN term marks a non-finite row).
 void dots_to_keys(float* row, int64_t count, float query_term, const float* database_terms, Metric metric);

@@ -16,7 +16,7 @@
 #include "core/half.h"
 #include "core/parallel.h"
 #include "core/simd.h"
-#include "knn/bf16_tiles.h"
+#include "knn/avx512_tiles.h"
 #include "knn/cpu_tiles.h"
 #include "knn/exact_score.h"
 #include "knn/knn.h"
@@ -112,9 +112,15 @@ void small_dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int6
 
 }  // namespace
 
-void dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d, float* out) {
+void dot_tile(const float* q, int64_t qn, const float* x, int64_t xn, int64_t d, float* out,
+              std::vector<float>& packed) {
   if (qn * xn * d <= kSmallTileProducts) {
     small_dot_tile(q, qn, x, xn, d, out);
+    return;
+  }
+  if (float32_tiles_available()) {
+    pack_float32_rows(x, xn, d, packed);
+    float32_dot_tile(q, qn, packed.data(), xn, d, out);
     return;
   }
   const auto m = static_cast<blasint>(qn), n = static_cast<blasint>(xn), kd = static_cast<blasint>(d);
@@ -215,8 +221,9 @@ namespace {
 struct Workspace {
   std::vector<float> query_rows;     // 16-bit inputs widened to float32
   std::vector<float> database_rows;  // likewise
-  std::vector<uint16_t> query_bits;  // bfloat16 queries of odd d, padded (bf16_tiles.h)
+  std::vector<uint16_t> query_bits;  // bfloat16 queries of odd d, padded (avx512_tiles.h)
   std::vector<uint16_t> packed_rows; // bfloat16 database tile, packed
+  std::vector<float> packed_floats;  // float32 database tile, packed for the AVX-512 tiles
   std::vector<float> keys;           // [query tile, database tile]
   std::vector<Candidate> heaps;      // [query tile, width]
   std::vector<Candidate> scratch;    // for FastPass::finish
@@ -277,7 +284,7 @@ void database_tile(const FastPass& f, const void* queries, int64_t qn, int64_t x
     bf16_dot_tile(static_cast<const uint16_t*>(queries), qn, ws.packed_rows.data(), xn, d, ws.keys.data());
   } else {
     dot_tile(static_cast<const float*>(queries), qn, rows_for_blas(f.database, x0, xn, ws.database_rows), xn, d,
-             ws.keys.data());
+             ws.keys.data(), ws.packed_floats);
   }
 }
 

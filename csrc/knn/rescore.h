@@ -51,7 +51,7 @@ struct RescoreTarget {
   RowNormBounds bounds;
   double product_error = 0.0;  // relative error of the fast pass's products (0 for float32)
   bool exhaustive = false;     // the list holds every row the query could get
-  bool flushes_subnormals = false;  // the fast pass flushed subnormals (bf16_tiles.h)
+  bool flushes_subnormals = false;  // the fast pass flushed subnormals (avx512_tiles.h)
 };
 
 // Writes the exact top k of one query into scores / indices [k] from its fast list (best
