@@ -172,8 +172,8 @@ void bf16_dot_tile(const uint16_t* queries, int64_t qn, const uint16_t* packed, 
 #if CLIPADAPT_AVX512_TILES
   const int64_t pairs = pairs_of(d), query_stride = 2 * pairs;
   for_each_micro_tile(qn, xn, [&](int64_t q0, int rows, int64_t x0, int columns) {
-    kMicroTiles[rows](queries + q0 * query_stride, query_stride, packed + (x0 / kBlockColumns) * pairs * 2 * kBlockColumns,
-                      pairs, out + q0 * xn + x0, xn, columns);
+    const uint16_t* block = packed + (x0 / kBlockColumns) * pairs * 2 * kBlockColumns;
+    kMicroTiles[rows](queries + q0 * query_stride, query_stride, block, pairs, out + q0 * xn + x0, xn, columns);
   });
 #else
   (void)queries, (void)qn, (void)packed, (void)xn, (void)d, (void)out;  // never called: no bf16 tiles here

@@ -52,7 +52,7 @@ class CpuOps {
   CpuOps(const ConjugateGradientProblem& p, const LocalCsr<T, Index>& s, const int64_t* order)
       : p_(p), s_(s), rows_(p.b.rows), columns_(p.b.cols), size_(rows_ * columns_),
         blocks_((rows_ + kDotBlockRows - 1) / kDotBlockRows), storage_(allocate_workspace<T>(4 * size_)),
-        partial_(blocks_ * columns_), order_(order), b_{const_cast<T*>(p.b.as<const T>()), columns_, order},
+        partial_(blocks_ * columns_), order_(order), b_{p.b.as<T>(), columns_, order},
         x_{storage_.get(), columns_}, r_{storage_.get() + size_, columns_},
         direction_{storage_.get() + 2 * size_, columns_}, product_{storage_.get() + 3 * size_, columns_} {}
 

@@ -163,30 +163,28 @@ def _bars(axis: Any, labels: list[str], seconds: list[float], title: str, unit: 
     axis.margins(x=0.25)
 
 
+# The bar panels of the overview: benchmark, the seconds field of its rows, title, unit.
+_BAR_PANELS = (
+    ("knn", "seconds", "exact k-NN graph, n={n:,}, d={d}, k={k}", "seconds"),
+    ("kmeans", "seconds_per_iteration", "k-means, n={n:,}, d={d}, K={clusters}", "seconds per iteration"),
+    ("lp", "solve_seconds", "label propagation solve, n={n:,}, {classes} classes", "seconds"),
+)
+
+
 def overview_figure(results: list[dict[str, Any]]) -> Any:
     """Four panels: k-NN graph time, k-means time per iteration, label-propagation solve time
     (clipadapt in orange, baselines in grey) and IVF recall@10 against search time."""
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-    knn = _first(results, "knn", lambda result: result["parameters"]["n"])
-    if knn:
-        rows = _ok_rows(knn)
-        parameters = knn["parameters"]
-        _bars(axes[0, 0], [row["method"] for row in rows], [row["seconds"] for row in rows],
-              f"exact k-NN graph, n={parameters['n']:,}, d={parameters['d']}, k={parameters['k']}", "seconds")
-    kmeans = _first(results, "kmeans", lambda result: result["parameters"]["n"])
-    if kmeans:
-        rows = _ok_rows(kmeans)
-        parameters = kmeans["parameters"]
-        _bars(axes[0, 1], [row["method"] for row in rows], [row["seconds_per_iteration"] for row in rows],
-              f"k-means, n={parameters['n']:,}, d={parameters['d']}, K={parameters['clusters']}", "seconds per iteration")
-    lp = _first(results, "lp", lambda result: result["parameters"]["n"])
-    if lp:
-        rows = _ok_rows(lp)
-        parameters = lp["parameters"]
-        _bars(axes[1, 0], [row["method"] for row in rows], [row["solve_seconds"] for row in rows],
-              f"label propagation solve, n={parameters['n']:,}, {parameters['classes']} classes", "seconds")
+    shown = []
+    for axis, (benchmark, field, title, unit) in zip((axes[0, 0], axes[0, 1], axes[1, 0]), _BAR_PANELS):
+        result = _first(results, benchmark, lambda result: result["parameters"]["n"])
+        if result:
+            shown.append(result)
+            rows = _ok_rows(result)
+            _bars(axis, [row["method"] for row in rows], [row[field] for row in rows],
+                  title.format(**result["parameters"]), unit)
     ivf = _first(results, "ivf", lambda result: result["parameters"]["n"])
     if ivf:
         axis = axes[1, 1]
@@ -203,7 +201,7 @@ def overview_figure(results: list[dict[str, Any]]) -> Any:
         axis.set_xlabel(f"seconds for {parameters['n_queries']} queries")
         axis.set_ylabel("recall@10")
         axis.legend(fontsize=8)
-    machine = (knn or kmeans or lp or ivf or {}).get("machine", {})
+    machine = (shown + [ivf or {}])[0].get("machine", {})
     figure.suptitle(f"clipadapt against its baselines on {machine.get('cpu_model', 'the CPU')}, "
                     f"{machine.get('threads', '?')} threads (benchmarks/results)", fontsize=11)
     figure.tight_layout()
