@@ -54,7 +54,7 @@ def random_pair(m, d, n, dtype, seed=0):
 
 
 def recomputed_entries(a, b):
-    """How many entries the CPU kernel took from the canonical dot instead of the dgemm estimate."""
+    """How many entries the CPU kernel took from the canonical dot instead of its float64 estimate."""
     out = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
     return _core.exact_matmul_into(capsule(a), capsule(b), capsule(out), 0)
 
@@ -91,7 +91,7 @@ def test_within_one_ulp_of_torch_float16_matmul_plus_its_float32_sum_error():
 
 
 def test_ties_round_to_even_through_the_canonical_dot():
-    """Exact float16 midpoints (and overflow, and signed zeros): the dgemm estimate cannot tell
+    """Exact float16 midpoints (and overflow, and signed zeros): the float64 estimate cannot tell
     which way they round, so the canonical dot decides, to even."""
     a = torch.tensor([[1, 2**-11, 0], [1 + 2**-10, 2**-11, 0], [1, 2**-11, 2**-20], [65504, 16, 0],
                       [65504, 15, 0], [1, -1, 0], [2**-12, 0, 0], [-(2**-12), 0, 0]], dtype=torch.float16)
@@ -192,7 +192,14 @@ def _digest(env):
     return run.stdout.strip()
 
 
-def test_same_bits_whatever_the_blas_kernel():
-    """OpenBLAS forced to another dgemm kernel, set only in the subprocess."""
-    plain = {key: value for key, value in os.environ.items() if key != "OPENBLAS_CORETYPE"}
-    assert _digest({**plain, "OPENBLAS_CORETYPE": "Sandybridge"}) == _digest(plain)
+def test_same_bits_from_the_float64_tiles_and_from_any_blas_kernel():
+    """The estimate on the AVX-512 float64 tiles, or on OpenBLAS's dgemm
+    (CLIPADAPT_CPU_FP64_TILES=0) with OpenBLAS forced to either of two kernels: set only in the
+    subprocesses."""
+    plain = {key: value for key, value in os.environ.items()
+             if key not in ("OPENBLAS_CORETYPE", "CLIPADAPT_CPU_FP64_TILES")}
+    reference = _digest(plain)
+    dgemm = {**plain, "CLIPADAPT_CPU_FP64_TILES": "0"}
+    assert _digest(dgemm) == reference
+    assert _digest({**dgemm, "OPENBLAS_CORETYPE": "Sandybridge"}) == reference
+    assert _digest({**dgemm, "OPENBLAS_CORETYPE": "Haswell"}) == reference

@@ -91,6 +91,7 @@ py::dict cpu_kernels() {
   kernels["blas_core"] = std::string(scipy_openblas_get_corename());
   kernels["bfloat16_tiles"] = clipadapt::knn::bf16_tiles_available() ? "avx512_bf16" : "widened to float32 for sgemm";
   kernels["float32_tiles"] = clipadapt::knn::float32_tiles_available() ? "avx512f" : "openblas sgemm";
+  kernels["float64_tiles"] = clipadapt::knn::float64_tiles_available() ? "avx512f" : "openblas dgemm";
   return kernels;
 }
 

@@ -25,12 +25,14 @@ using HostBuffer = std::unique_ptr<T[], FreeHostMemory>;
 template <typename T>
 HostBuffer<T> allocate_workspace(size_t count) {
   constexpr size_t kHugePage = size_t(2) << 20;
-  const size_t bytes = (count * sizeof(T) + kHugePage - 1) / kHugePage * kHugePage;
-  // Below a huge page, plain malloc (of one byte more: malloc(0) may answer null).
-  void* data = bytes >= kHugePage ? std::aligned_alloc(kHugePage, bytes) : std::malloc(count * sizeof(T) + 1);
+  const size_t needed = count * sizeof(T);
+  // Below a quarter of a huge page, plain malloc (of one byte more: malloc(0) may answer null).
+  const bool huge = needed >= kHugePage / 4;
+  const size_t bytes = huge ? (needed + kHugePage - 1) / kHugePage * kHugePage : needed + 1;
+  void* data = huge ? std::aligned_alloc(kHugePage, bytes) : std::malloc(bytes);
   if (data == nullptr) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (bytes >= kHugePage) madvise(data, bytes, MADV_HUGEPAGE);  // advice only: refused means 4 KiB pages
+  if (huge) madvise(data, bytes, MADV_HUGEPAGE);  // advice only: refused means 4 KiB pages
 #endif
   return HostBuffer<T>(static_cast<T*>(data));
 }

@@ -3,7 +3,8 @@
 // - bfloat16 rows on AVX-512 BF16 (vdpbf16ps): read as bfloat16 (half the bytes of widening
 //   them to float32 for sgemm) and multiplied at up to twice the float32 rate; products exact in
 //   float32, summed in float32, subnormals flushed to zero (key_error_bound accounts for that);
-// - float32 rows on AVX-512F (vfmadd231ps).
+// - float32 rows on AVX-512F (vfmadd231ps);
+// - float64 rows on AVX-512F (vfmadd231pd, 8 queries x 16 rows), for exact_matmul's estimates.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -35,5 +36,14 @@ void pack_float32_rows(const float* rows, int64_t count, int64_t d, std::vector<
 
 // out[qn, xn] = Q X^T for float32 query rows [qn, d] and a tile from pack_float32_rows.
 void float32_dot_tile(const float* queries, int64_t qn, const float* packed, int64_t xn, int64_t d, float* out);
+
+// The float64 twins (vfmadd231pd, 8 queries x 16 packed rows per micro-tile), for the float64
+// estimates of exact_matmul; used when the CPU has AVX-512F and CLIPADAPT_CPU_FP64_TILES is
+// not "0" (read once). Blocks of 16 rows: the tile of rows [16 i, ...) starts at packed + 16 i d;
+// float64_packed_size elements in all (the last block padded with zeros).
+bool float64_tiles_available();
+int64_t float64_packed_size(int64_t count, int64_t d);
+void pack_float64_rows(const double* rows, int64_t count, int64_t d, double* packed);
+void float64_dot_tile(const double* queries, int64_t qn, const double* packed, int64_t xn, int64_t d, double* out);
 
 }  // namespace clipadapt::knn

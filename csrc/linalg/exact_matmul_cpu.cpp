@@ -1,8 +1,9 @@
-// CPU exact_matmul: a fast float64 pass through OpenBLAS dgemm on the inputs widened to
-// float64 (exact), then each entry rounded from it when float64_dot_error proves the canonical
-// dot rounds alike, else from the canonical dot itself (knn/rescore.h's canonical_row_dot).
-// OpenMP runs over tiles of rows of a, for one block of columns of b at a time; each block of
-// b is widened once, as rows (b transposed), which is also the layout the canonical dot reads.
+// CPU exact_matmul: a fast float64 pass on the inputs widened to float64 (exact) -- our AVX-512
+// float64 tiles where the CPU has them (OpenBLAS's dgemm runs 256-bit kernels on AMD CPUs and
+// under OPENBLAS_CORETYPE=Haswell), else OpenBLAS's dgemm -- then each entry rounded from it when
+// float64_dot_error proves the canonical dot rounds alike, else from the canonical dot itself
+// (knn/rescore.h's canonical_row_dot). OpenMP runs over tiles of rows of a, for one block of
+// columns of b at a time; each block of b is widened once (and packed for the tiles).
 #include <cblas.h>
 #include <omp.h>
 
@@ -12,7 +13,9 @@
 #include <vector>
 
 #include "core/half.h"
+#include "core/host_memory.h"
 #include "core/parallel.h"
+#include "knn/avx512_tiles.h"
 #include "knn/cpu_tiles.h"
 #include "knn/exact_score.h"
 #include "knn/rescore.h"
@@ -24,18 +27,22 @@ namespace {
 
 constexpr int64_t kRowTile = 128;        // rows of a per work item: a float64 tile of 128 x D
 constexpr int64_t kColumnBlock = 2048;   // columns of b widened at a time: 8 D kColumnBlock bytes
+// Columns estimated, then rounded, at a time: with the row tile, 2 x 128 x D float64 (1.5 MiB
+// at D = 768) that stay in a core's L2 while the tiles read them; a multiple of the tiles' 16.
+constexpr int64_t kColumnTile = 128;
 
 // The columns of b as the rows of a [N, D] matrix in b's dtype, held in `storage`.
-Matrix transposed(const Matrix& b, std::vector<unsigned char>& storage) {
+Matrix transposed(const Matrix& b, HostBuffer<unsigned char>& storage) {
   const int64_t d = b.rows, n = b.cols, size = dtype_size(b.dtype);
-  storage.resize(static_cast<size_t>(n * d * size));
+  storage = allocate_workspace<unsigned char>(static_cast<size_t>(n * d * size));
+  unsigned char* target = storage.get();
   const auto* source = static_cast<const unsigned char*>(b.data);
 #pragma omp parallel for schedule(static) num_threads(thread_count())
   for (int64_t j = 0; j < n; ++j) {
-    for (int64_t k = 0; k < d; ++k) std::memcpy(&storage[(j * d + k) * size], source + (k * n + j) * size, size);
+    for (int64_t k = 0; k < d; ++k) std::memcpy(target + (j * d + k) * size, source + (k * n + j) * size, size);
   }
   Matrix columns = b;
-  columns.data = storage.data();
+  columns.data = storage.get();
   columns.rows = n;
   columns.cols = d;
   return columns;
@@ -63,35 +70,79 @@ std::vector<double> row_norms(const Matrix& m) {
 }
 
 // What every work item reads: the operands (b as rows), their norms, the widened block of
-// columns [first_column, first_column + columns) and the error bound per unit of norms.
+// columns [first_column, first_column + columns) and the error bound per unit of norms. The
+// block holds the columns as rows for dgemm, or packed for the float64 tiles; either way column
+// c of the block (a multiple of 16) starts at block + c D. Buffers here and in Workspace are
+// on 2 MiB pages where the kernel grants them: in a VM, a first call's 4 KiB page faults took
+// longer than its products.
 struct Operands {
   const Matrix& a;
   const Matrix& b_rows;
   std::vector<double> a_norms, b_norms;
-  std::vector<double> block;
-  int64_t first_column = 0, columns = 0;
   double error_per_norms;
+  bool tiles = knn::float64_tiles_available();
+  HostBuffer<double> block = allocate_workspace<double>(
+      knn::float64_packed_size(std::min(kColumnBlock, b_rows.rows), a.cols));
+  int64_t first_column = 0, columns = 0;
 };
 
-// Per-thread scratch: a tile of rows of a and its products with the block, in float64.
+// Widens (and packs for the tiles) the block of columns o.first_column + [0, o.columns).
+void load_block(Operands& o) {
+  const int64_t d = o.a.cols;
+  if (!o.tiles) {
+    widen_rows(o.b_rows, o.first_column, o.columns, o.block.get());
+    return;
+  }
+  constexpr int64_t kPackRows = 16;  // the tiles' block: packed one at a time from a small buffer
+  std::vector<double> rows(kPackRows * d);
+  for (int64_t first = 0; first < o.columns; first += kPackRows) {
+    const int64_t count = std::min(kPackRows, o.columns - first);
+    widen_rows(o.b_rows, o.first_column + first, count, rows.data());
+    knn::pack_float64_rows(rows.data(), count, d, o.block.get() + first * d);
+  }
+}
+
+// Per-thread scratch: a tile of rows of a and its products with kColumnTile columns, in float64.
 struct Workspace {
-  std::vector<double> rows;
-  std::vector<double> products;
+  explicit Workspace(int64_t d)
+      : storage(allocate_workspace<double>(kRowTile * (d + kColumnTile))),
+        rows(storage.get()),
+        products(rows + kRowTile * d) {}
+  HostBuffer<double> storage;
+  double* rows;
+  double* products;
 };
 
-// Rounds a tile of dgemm products into out, each from the canonical dot where the product
-// could round otherwise; returns how many were re-computed so.
+// products [rows, columns] = the widened rows of a times the block's columns
+// [first, first + columns), in float64.
+void estimate(const Operands& o, const double* rows_of_a, int64_t rows, int64_t first, int64_t columns,
+              double* products) {
+  const int64_t d = o.a.cols;
+  const double* block = o.block.get() + first * d;
+  if (o.tiles) {
+    knn::float64_dot_tile(rows_of_a, rows, block, columns, d, products);
+    return;
+  }
+  const auto m = static_cast<blasint>(rows), n = static_cast<blasint>(columns), k = static_cast<blasint>(d);
+  // k = 0 is valid: beta = 0 makes every product 0.
+  scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0, rows_of_a, std::max<blasint>(k, 1), block,
+                    std::max<blasint>(k, 1), 0.0, products, std::max<blasint>(n, 1));
+}
+
+// Rounds the products of rows [first_row, + rows) and columns [first_column, + columns) of b
+// into out, each from the canonical dot where the product could round otherwise; returns how
+// many were re-computed so.
 template <typename Output>
-int64_t round_tile(const Operands& o, int64_t first_row, int64_t rows, const double* products,
-                   typename Output::Bits* out, int64_t out_columns) {
+int64_t round_tile(const Operands& o, int64_t first_row, int64_t rows, int64_t first_column, int64_t columns,
+                   const double* products, typename Output::Bits* out, int64_t out_columns) {
   int64_t recomputed = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = first_row + r;
     const double row_error = o.error_per_norms * o.a_norms[i];
-    typename Output::Bits* out_row = out + i * out_columns + o.first_column;
-    for (int64_t c = 0; c < o.columns; ++c) {
-      const int64_t j = o.first_column + c;
-      if (!rounds_alike<Output>(products[r * o.columns + c], row_error * o.b_norms[j], out_row[c])) {
+    typename Output::Bits* out_row = out + i * out_columns + first_column;
+    for (int64_t c = 0; c < columns; ++c) {
+      const int64_t j = first_column + c;
+      if (!rounds_alike<Output>(products[r * columns + c], row_error * o.b_norms[j], out_row[c])) {
         out_row[c] = Output::round(knn::canonical_row_dot(o.a, i, o.b_rows, j));
         ++recomputed;
       }
@@ -102,32 +153,34 @@ int64_t round_tile(const Operands& o, int64_t first_row, int64_t rows, const dou
 
 template <typename Output>
 int64_t row_tile(const Operands& o, int64_t first_row, const Matrix& out, Workspace& ws) {
-  const int64_t rows = std::min(kRowTile, o.a.rows - first_row), d = o.a.cols;
-  ws.rows.resize(rows * d);
-  ws.products.resize(rows * o.columns);
-  widen_rows(o.a, first_row, rows, ws.rows.data());
-  const auto m = static_cast<blasint>(rows), n = static_cast<blasint>(o.columns), k = static_cast<blasint>(d);
-  // k = 0 is valid: beta = 0 makes every product 0.
-  scipy_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0, ws.rows.data(), std::max<blasint>(k, 1),
-                    o.block.data(), std::max<blasint>(k, 1), 0.0, ws.products.data(), std::max<blasint>(n, 1));
-  return round_tile<Output>(o, first_row, rows, ws.products.data(), out.as<typename Output::Bits>(), out.cols);
+  const int64_t rows = std::min(kRowTile, o.a.rows - first_row);
+  widen_rows(o.a, first_row, rows, ws.rows);
+  int64_t recomputed = 0;
+  for (int64_t first = 0; first < o.columns; first += kColumnTile) {
+    const int64_t columns = std::min(kColumnTile, o.columns - first);
+    estimate(o, ws.rows, rows, first, columns, ws.products);
+    recomputed += round_tile<Output>(o, first_row, rows, o.first_column + first, columns, ws.products,
+                                     out.as<typename Output::Bits>(), out.cols);
+  }
+  return recomputed;
 }
 
 template <typename Output>
 int64_t run(const ExactMatmulProblem& p) {
-  std::vector<unsigned char> b_storage;
+  HostBuffer<unsigned char> b_storage;
   const Matrix b_rows = transposed(p.b, b_storage);
-  Operands o{p.a, b_rows, row_norms(p.a), row_norms(b_rows), {}, 0, 0, float64_dot_error(p.a.cols)};
-  const int64_t d = p.a.cols, row_tiles = (p.a.rows + kRowTile - 1) / kRowTile;
+  Operands o{p.a, b_rows, row_norms(p.a), row_norms(b_rows), float64_dot_error(p.a.cols)};
+  const int64_t row_tiles = (p.a.rows + kRowTile - 1) / kRowTile;
+  std::vector<Workspace> workspaces;  // one per thread, made here where bad_alloc may leave
+  for (int thread = 0; thread < thread_count(); ++thread) workspaces.emplace_back(p.a.cols);
   int64_t recomputed = 0;
   ExceptionCollector errors;
   for (o.first_column = 0; o.first_column < p.b.cols; o.first_column += kColumnBlock) {
     o.columns = std::min(kColumnBlock, p.b.cols - o.first_column);
-    o.block.resize(o.columns * d);
-    widen_rows(b_rows, o.first_column, o.columns, o.block.data());
+    load_block(o);
 #pragma omp parallel num_threads(thread_count())
     {
-      Workspace ws;
+      Workspace& ws = workspaces[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1) reduction(+ : recomputed)
       for (int64_t tile = 0; tile < row_tiles; ++tile) {
         errors.run([&] { recomputed += row_tile<Output>(o, tile * kRowTile, p.out, ws); });

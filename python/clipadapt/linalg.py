@@ -34,11 +34,13 @@ def exact_matmul(a: Any, b: Any, *, check_finite: bool = True) -> Any:
         ValueError: an input that is not 2-D, inner dimensions that differ, inputs on different
             devices, or NaN/Inf in an input.
 
-    Cost: on the CPU one float64 GEMM (OpenBLAS, on the inputs widened to float64, in tiles over
-    the library's threads) plus, for the rare entries that lie too close to a rounding boundary
+    Cost: on the CPU one float64 GEMM on the inputs widened to float64, in tiles over the
+    library's threads (AVX-512 tiles of the library's own where the CPU has AVX-512F, else
+    OpenBLAS's dgemm; ``CLIPADAPT_CPU_FP64_TILES=0`` forces dgemm, with the same result) plus, for the rare entries that lie too close to a rounding boundary
     (exact ties), the canonical dot product itself; on the GPU the canonical dot product of
     every entry, a warp each. Memory beyond the output: b transposed in its dtype, and in
-    float64 a block of up to 2048 of its columns plus a 128-row tile of ``a`` per thread.
+    float64 a block of up to 2048 of its columns plus a 128-row tile of ``a`` (and its products
+    with 128 columns) per thread.
     """
     left = _native.as_input(a, "a")
     right = _native.as_input(b, "b")
