@@ -37,6 +37,54 @@ def test_projection_cut_dim_and_storage():
         text_projection(t, cut_dim=1)
 
 
+def svd_projector(t, cut_dim):
+    """U' U'^T from the float64 SVD: the reference for either way text_projection computes P."""
+    u = torch.linalg.svd(t.T.double(), full_matrices=False)[0][:, 1:cut_dim]
+    return u @ u.T
+
+
+@pytest.mark.parametrize("classes,d,cut_dim", [(10, 32, 768), (40, 32, 768), (32, 32, 768), (2, 16, 768),
+                                               (20, 32, 5), (500, 64, 250)])
+def test_projection_equals_the_float64_svd_projector(classes, d, cut_dim):
+    """Q Q^T - u1 u1^T (QR) when every direction after the first is kept, the float32 SVD
+    otherwise: both the float64 SVD's projector to float32 accuracy."""
+    t = text_embeddings(classes=classes, d=d, seed=classes)
+    p = text_projection(t, cut_dim=cut_dim, dtype=torch.float32)
+    torch.testing.assert_close(p.double(), svd_projector(t, cut_dim), atol=2e-5, rtol=0)
+
+
+def test_projection_with_two_close_top_singular_values():
+    """Random unit embeddings (no shared direction): sigma_1 and sigma_2 within 1%, so u1 is
+    barely determined; the top eigenvector of R R^T in float64 still finds the float64 SVD's."""
+    t = F.normalize(torch.randn(300, 128, generator=torch.Generator().manual_seed(3)), dim=1)
+    s = torch.linalg.svdvals(t.double())
+    assert s[1] / s[0] > 0.95
+    torch.testing.assert_close(text_projection(t, dtype=torch.float32).double(), svd_projector(t, 768),
+                               atol=5e-5, rtol=0)
+
+
+def test_projection_refuses_non_finite_embeddings():
+    t = text_embeddings()
+    t[3, 4] = float("nan")
+    with pytest.raises(ValueError, match="text_embeddings: contains NaN"):
+        text_projection(t)
+
+
+def test_top_eigenvector_of_symmetric_matrices():
+    from clipadapt._native import _core
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 64):
+        m = rng.standard_normal((n, n))
+        m = m + m.T
+        values, vectors = np.linalg.eigh(m)
+        v = _core.top_eigenvector(m)
+        assert v.shape == (n,) and abs(abs(v @ vectors[:, -1]) - 1) < 1e-12
+    for bad, words in ((np.zeros((2, 3)), "square"), (np.full((2, 2), np.nan), "NaN")):
+        with pytest.raises(ValueError, match=words):
+            _core.top_eigenvector(bad)
+
+
 def clustered(classes=6, n=600, d=32, seed=0):
     candidates, candidate_classes = synthetic_clip(300, d, n_classes=classes, modality="text", noise=0.0, seed=seed)
     text = torch.from_numpy(candidates[np.unique(candidate_classes, return_index=True)[1]])

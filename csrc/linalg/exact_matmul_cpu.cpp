@@ -63,14 +63,28 @@ void widen_rows(const Matrix& m, int64_t first, int64_t count, double* out) {
   }
 }
 
-std::vector<double> row_norms(const Matrix& m) {
-  std::vector<double> norms = knn::canonical_squared_norms(m);
-  for (double& norm : norms) norm = std::sqrt(norm);
-  return norms;
+// The norms of `count` widened rows of length d: sums of squares in eight lanes, each within
+// a relative (d + 1) u of the real norm, far inside the 1% float64_dot_error allows for the
+// bound's own rounding (the squares of float16/bfloat16/float32 values neither overflow nor
+// underflow in float64).
+void widened_norms(const double* rows, int64_t count, int64_t d, double* norms) {
+  constexpr int kLanes = 8;
+  for (int64_t r = 0; r < count; ++r) {
+    const double* row = rows + r * d;
+    double lanes[kLanes] = {};
+    int64_t k = 0;
+    for (; k + kLanes <= d; k += kLanes) {
+      for (int l = 0; l < kLanes; ++l) lanes[l] += row[k + l] * row[k + l];
+    }
+    double sum = 0.0;
+    for (; k < d; ++k) sum += row[k] * row[k];
+    for (double lane : lanes) sum += lane;
+    norms[r] = std::sqrt(sum);
+  }
 }
 
-// What every work item reads: the operands (b as rows), their norms, the widened block of
-// columns [first_column, first_column + columns) and the error bound per unit of norms. The
+// What every work item reads: the operands (b as rows), the widened block of columns
+// [first_column, first_column + columns) and their norms, the error bound per unit of norms. The
 // block holds the columns as rows for dgemm, or packed for the float64 tiles; either way column
 // c of the block (a multiple of 16) starts at block + c D. Buffers here and in Workspace are
 // on 2 MiB pages where the kernel grants them: in a VM, a first call's 4 KiB page faults took
@@ -78,11 +92,11 @@ std::vector<double> row_norms(const Matrix& m) {
 struct Operands {
   const Matrix& a;
   const Matrix& b_rows;
-  std::vector<double> a_norms, b_norms;
   double error_per_norms;
   bool tiles = knn::float64_tiles_available();
   HostBuffer<double> block = allocate_workspace<double>(
       knn::float64_packed_size(std::min(kColumnBlock, b_rows.rows), a.cols));
+  std::vector<double> block_norms = std::vector<double>(std::min(kColumnBlock, b_rows.rows));
   int64_t first_column = 0, columns = 0;
 };
 
@@ -91,6 +105,7 @@ void load_block(Operands& o) {
   const int64_t d = o.a.cols;
   if (!o.tiles) {
     widen_rows(o.b_rows, o.first_column, o.columns, o.block.get());
+    widened_norms(o.block.get(), o.columns, d, o.block_norms.data());
     return;
   }
   constexpr int64_t kPackRows = 16;  // the tiles' block: packed one at a time from a small buffer
@@ -98,19 +113,23 @@ void load_block(Operands& o) {
   for (int64_t first = 0; first < o.columns; first += kPackRows) {
     const int64_t count = std::min(kPackRows, o.columns - first);
     widen_rows(o.b_rows, o.first_column + first, count, rows.data());
+    widened_norms(rows.data(), count, d, o.block_norms.data() + first);
     knn::pack_float64_rows(rows.data(), count, d, o.block.get() + first * d);
   }
 }
 
-// Per-thread scratch: a tile of rows of a and its products with kColumnTile columns, in float64.
+// Per-thread scratch: a tile of rows of a, their norms and their products with kColumnTile
+// columns, in float64.
 struct Workspace {
   explicit Workspace(int64_t d)
-      : storage(allocate_workspace<double>(kRowTile * (d + kColumnTile))),
+      : storage(allocate_workspace<double>(kRowTile * (d + kColumnTile + 1))),
         rows(storage.get()),
-        products(rows + kRowTile * d) {}
+        products(rows + kRowTile * d),
+        norms(products + kRowTile * kColumnTile) {}
   HostBuffer<double> storage;
   double* rows;
   double* products;
+  double* norms;
 };
 
 // products [rows, columns] = the widened rows of a times the block's columns
@@ -129,21 +148,20 @@ void estimate(const Operands& o, const double* rows_of_a, int64_t rows, int64_t 
                     std::max<blasint>(k, 1), 0.0, products, std::max<blasint>(n, 1));
 }
 
-// Rounds the products of rows [first_row, + rows) and columns [first_column, + columns) of b
-// into out, each from the canonical dot where the product could round otherwise; returns how
-// many were re-computed so.
+// Rounds the products of the tile's rows [first_row, + rows) with the block's columns
+// [first, + columns) into out, each from the canonical dot where the product could round
+// otherwise; returns how many were re-computed so.
 template <typename Output>
-int64_t round_tile(const Operands& o, int64_t first_row, int64_t rows, int64_t first_column, int64_t columns,
-                   const double* products, typename Output::Bits* out, int64_t out_columns) {
+int64_t round_tile(const Operands& o, int64_t first_row, int64_t rows, int64_t first, int64_t columns,
+                   const Workspace& ws, const Matrix& out) {
   int64_t recomputed = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = first_row + r;
-    const double row_error = o.error_per_norms * o.a_norms[i];
-    typename Output::Bits* out_row = out + i * out_columns + first_column;
+    const double row_error = o.error_per_norms * ws.norms[r];
+    auto* out_row = out.as<typename Output::Bits>() + i * out.cols + o.first_column + first;
     for (int64_t c = 0; c < columns; ++c) {
-      const int64_t j = first_column + c;
-      if (!rounds_alike<Output>(products[r * columns + c], row_error * o.b_norms[j], out_row[c])) {
-        out_row[c] = Output::round(knn::canonical_row_dot(o.a, i, o.b_rows, j));
+      if (!rounds_alike<Output>(ws.products[r * columns + c], row_error * o.block_norms[first + c], out_row[c])) {
+        out_row[c] = Output::round(knn::canonical_row_dot(o.a, i, o.b_rows, o.first_column + first + c));
         ++recomputed;
       }
     }
@@ -155,12 +173,12 @@ template <typename Output>
 int64_t row_tile(const Operands& o, int64_t first_row, const Matrix& out, Workspace& ws) {
   const int64_t rows = std::min(kRowTile, o.a.rows - first_row);
   widen_rows(o.a, first_row, rows, ws.rows);
+  widened_norms(ws.rows, rows, o.a.cols, ws.norms);
   int64_t recomputed = 0;
   for (int64_t first = 0; first < o.columns; first += kColumnTile) {
     const int64_t columns = std::min(kColumnTile, o.columns - first);
     estimate(o, ws.rows, rows, first, columns, ws.products);
-    recomputed += round_tile<Output>(o, first_row, rows, o.first_column + first, columns, ws.products,
-                                     out.as<typename Output::Bits>(), out.cols);
+    recomputed += round_tile<Output>(o, first_row, rows, first, columns, ws, out);
   }
   return recomputed;
 }
@@ -169,7 +187,7 @@ template <typename Output>
 int64_t run(const ExactMatmulProblem& p) {
   HostBuffer<unsigned char> b_storage;
   const Matrix b_rows = transposed(p.b, b_storage);
-  Operands o{p.a, b_rows, row_norms(p.a), row_norms(b_rows), float64_dot_error(p.a.cols)};
+  Operands o{p.a, b_rows, float64_dot_error(p.a.cols)};
   const int64_t row_tiles = (p.a.rows + kRowTile - 1) / kRowTile;
   std::vector<Workspace> workspaces;  // one per thread, made here where bad_alloc may leave
   for (int thread = 0; thread < thread_count(); ++thread) workspaces.emplace_back(p.a.cols);
