@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -29,26 +30,23 @@ int64_t pairs_of(int64_t d) { return (d + 1) / 2; }
 
 // The 512-bit vector of each element type the FMA tiles run on (16 floats or 8 doubles).
 template <typename T>
-struct Vector512;
-template <>
-struct Vector512<float> {
-  using Register = __m512;
-  using Mask = __mmask16;
-  static constexpr int kLanes = 16;
-  CLIPADAPT_AVX512F_TARGET static Register load(const float* values) { return _mm512_loadu_ps(values); }
-  CLIPADAPT_AVX512F_TARGET static Register broadcast(float value) { return _mm512_set1_ps(value); }
-  CLIPADAPT_AVX512F_TARGET static Register fmadd(Register a, Register b, Register c) { return _mm512_fmadd_ps(a, b, c); }
-  CLIPADAPT_AVX512F_TARGET static void store(float* out, Mask mask, Register v) { _mm512_mask_storeu_ps(out, mask, v); }
-};
-template <>
-struct Vector512<double> {
-  using Register = __m512d;
-  using Mask = __mmask8;
-  static constexpr int kLanes = 8;
-  CLIPADAPT_AVX512F_TARGET static Register load(const double* values) { return _mm512_loadu_pd(values); }
-  CLIPADAPT_AVX512F_TARGET static Register broadcast(double value) { return _mm512_set1_pd(value); }
-  CLIPADAPT_AVX512F_TARGET static Register fmadd(Register a, Register b, Register c) { return _mm512_fmadd_pd(a, b, c); }
-  CLIPADAPT_AVX512F_TARGET static void store(double* out, Mask mask, Register v) { _mm512_mask_storeu_pd(out, mask, v); }
+struct Vector512 {
+  static constexpr bool kSingle = std::is_same_v<T, float>;
+  using Register = std::conditional_t<kSingle, __m512, __m512d>;
+  using Mask = std::conditional_t<kSingle, __mmask16, __mmask8>;
+  static constexpr int kLanes = 64 / int(sizeof(T));
+  CLIPADAPT_AVX512F_TARGET static Register load(const T* values) {
+    if constexpr (kSingle) return _mm512_loadu_ps(values); else return _mm512_loadu_pd(values);
+  }
+  CLIPADAPT_AVX512F_TARGET static Register broadcast(T value) {
+    if constexpr (kSingle) return _mm512_set1_ps(value); else return _mm512_set1_pd(value);
+  }
+  CLIPADAPT_AVX512F_TARGET static Register fmadd(Register a, Register b, Register c) {
+    if constexpr (kSingle) return _mm512_fmadd_ps(a, b, c); else return _mm512_fmadd_pd(a, b, c);
+  }
+  CLIPADAPT_AVX512F_TARGET static void store(T* out, Mask mask, Register v) {
+    if constexpr (kSingle) _mm512_mask_storeu_ps(out, mask, v); else _mm512_mask_storeu_pd(out, mask, v);
+  }
 };
 
 // The mask of the first `count` lanes (0 to kLanes, clamped).
