@@ -69,6 +69,16 @@ def test_every_entry_is_the_canonical_dot_rounded_once(dtype, m, d, n):
     np.testing.assert_array_equal(bits(out).view(expected.dtype), expected)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_float64_estimate_decides_almost_every_entry(dtype):
+    """The fast float64 pass (AVX-512 tiles, or dgemm) is within its proven bound of the
+    canonical dot, so only entries within that bound of a rounding boundary are recomputed
+    (0, 6 and 38 of 630k here): a broken estimate would send most entries to the canonical dot
+    (and still answer right)."""
+    a, b = random_pair(300, 96, 2100, dtype, seed=8)
+    assert recomputed_entries(a, b) <= 0.001 * 300 * 2100
+
+
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
 def test_numpy_in_numpy_out_equal_to_numpy_float64_rounded(dtype):
     rng = np.random.default_rng(3)
