@@ -45,29 +45,45 @@ CLIPADAPT_HD uint64_t double_bits(double value) {
   return bits;
 }
 
-// `value` rounded to the nearest number of a binary format with kExponentBits exponent and
-// kFractionBits stored fraction bits (IEEE layout: sign, biased exponent, fraction), ties to
-// even, straight from float64: one rounding, never through float32 (which would round twice).
-// Returns the format's bit pattern; a value at or past the overflow threshold gives inf, NaN a
-// quiet NaN of the same sign.
+// A binary format with kExponentBits exponent and kFractionBits stored fraction bits (IEEE
+// layout: sign, biased exponent, fraction).
+template <int kExponentBits, int kFractionBits>
+struct BinaryFormat {
+  static constexpr int kBias = (1 << (kExponentBits - 1)) - 1;
+  static constexpr int kDroppedBits = 52 - kFractionBits;  // float64 fraction bits the format lacks
+  static constexpr uint32_t kInfinity = ((1u << kExponentBits) - 1) << kFractionBits;
+  static constexpr uint32_t kSignBit = 1u << (kExponentBits + kFractionBits);
+  // The float64 bits of the format's smallest normal number, 2^(1 - kBias).
+  static constexpr uint64_t kSmallestNormal = uint64_t(1023 + 1 - kBias) << 52;
+};
+
+// The rounding of a float64 magnitude (its bits) of at least the format's smallest normal
+// number and not NaN: round the float64 fraction at the format's last bit, ties to even; a
+// carry moves into the exponent, up to inf. Branch-free, so that loops of it vectorise.
+template <int kExponentBits, int kFractionBits>
+CLIPADAPT_HD uint32_t round_normal_magnitude(uint64_t magnitude) {
+  using Format = BinaryFormat<kExponentBits, kFractionBits>;
+  const uint64_t odd = (magnitude >> Format::kDroppedBits) & 1;
+  const uint64_t rounded = (magnitude + (uint64_t(1) << (Format::kDroppedBits - 1)) - 1 + odd) >> Format::kDroppedBits;
+  const uint64_t rebiased = rounded - (uint64_t(1023 - Format::kBias) << kFractionBits);
+  return uint32_t(rebiased < Format::kInfinity ? rebiased : Format::kInfinity);
+}
+
+// `value` rounded to the nearest number of the format, ties to even, straight from float64:
+// one rounding, never through float32 (which would round twice). Returns the format's bit
+// pattern; a value at or past the overflow threshold gives inf, NaN a quiet NaN of the same sign.
 template <int kExponentBits, int kFractionBits>
 CLIPADAPT_HD uint32_t round_double_to_format(double value) {
-  constexpr int kBias = (1 << (kExponentBits - 1)) - 1;
-  constexpr int kDroppedBits = 52 - kFractionBits;  // float64 fraction bits the format lacks
-  constexpr uint32_t kInfinity = ((1u << kExponentBits) - 1) << kFractionBits;
+  using Format = BinaryFormat<kExponentBits, kFractionBits>;
+  constexpr int kBias = Format::kBias;
   const uint64_t bits = double_bits(value);
   const uint32_t sign = uint32_t(bits >> 63) << (kExponentBits + kFractionBits);
   const uint64_t magnitude = bits & 0x7fffffffffffffffull;
-  if (magnitude > 0x7ff0000000000000ull) return sign | kInfinity | (1u << (kFractionBits - 1));  // NaN
-  const int exponent = int(magnitude >> 52) - 1023;
-  if (exponent >= 1 - kBias) {
-    // A normal number of the format (or an overflow): round the float64 fraction at the
-    // format's last bit; a carry moves into the exponent, up to inf.
-    const uint64_t odd = (magnitude >> kDroppedBits) & 1;
-    const uint64_t rounded = (magnitude + (uint64_t(1) << (kDroppedBits - 1)) - 1 + odd) >> kDroppedBits;
-    const uint64_t rebiased = rounded - (uint64_t(1023 - kBias) << kFractionBits);
-    return sign | uint32_t(rebiased < kInfinity ? rebiased : kInfinity);
+  if (magnitude > 0x7ff0000000000000ull) return sign | Format::kInfinity | (1u << (kFractionBits - 1));  // NaN
+  if (magnitude >= Format::kSmallestNormal) {
+    return sign | round_normal_magnitude<kExponentBits, kFractionBits>(magnitude);  // or an overflow
   }
+  const int exponent = int(magnitude >> 52) - 1023;
   // The subnormal range: multiples of the smallest subnormal 2^(1 - kBias - kFractionBits).
   // value = significand 2^(exponent - 52), so the multiple is significand >> shift, rounded.
   const int shift = 52 + (1 - kBias - kFractionBits) - exponent;

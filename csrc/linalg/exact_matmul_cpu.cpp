@@ -15,6 +15,7 @@
 #include "core/half.h"
 #include "core/host_memory.h"
 #include "core/parallel.h"
+#include "core/simd.h"
 #include "knn/avx512_tiles.h"
 #include "knn/cpu_tiles.h"
 #include "knn/exact_score.h"
@@ -148,19 +149,78 @@ void estimate(const Operands& o, const double* rows_of_a, int64_t rows, int64_t 
                     std::max<blasint>(k, 1), 0.0, products, std::max<blasint>(n, 1));
 }
 
+// An end of an estimate's interval rounded where that needs no branch: the hardware's float32
+// conversion (exact rounding of any value), or a half format's normal numbers and overflow
+// (round_normal_magnitude); `plain` says whether it applied (not for zero, subnormals or NaN,
+// which rounds_alike handles).
+CLIPADAPT_CLONE_INLINE uint32_t plain_round(Float32Output, double value, bool& plain) {
+  plain = true;
+  return float_bits(float(value));
+}
+
+template <int kExponentBits, int kFractionBits>
+CLIPADAPT_CLONE_INLINE uint32_t plain_round_to_format(double value, bool& plain) {
+  using Format = BinaryFormat<kExponentBits, kFractionBits>;
+  const uint64_t bits = double_bits(value), magnitude = bits & 0x7fffffffffffffffull;
+  plain = magnitude >= Format::kSmallestNormal && magnitude < 0x7ff0000000000000ull;
+  return ((bits >> 63) ? Format::kSignBit : 0u) | round_normal_magnitude<kExponentBits, kFractionBits>(magnitude);
+}
+
+CLIPADAPT_CLONE_INLINE uint32_t plain_round(Float16Output, double value, bool& plain) {
+  return plain_round_to_format<5, 10>(value, plain);
+}
+
+CLIPADAPT_CLONE_INLINE uint32_t plain_round(BFloat16Output, double value, bool& plain) {
+  return plain_round_to_format<8, 7>(value, plain);
+}
+
+// One row of a tile's estimates: out[c] rounded from the estimate, and undecided[c] = 1 where
+// plain_round could not show that both ends of its interval round alike. Branch-free, so the
+// vector clones run it eight entries at a time (rounding both ends one entry at a time took a
+// fifth of the call).
+template <typename Output>
+CLIPADAPT_CLONE_INLINE void decide_row_body(const double* products, double row_error, const double* norms,
+                                            int64_t columns, typename Output::Bits* out, uint8_t* undecided) {
+  for (int64_t c = 0; c < columns; ++c) {
+    const double error = row_error * norms[c];
+    bool low_plain, high_plain;
+    const uint32_t low = plain_round(Output{}, products[c] - error, low_plain);
+    const uint32_t high = plain_round(Output{}, products[c] + error, high_plain);
+    out[c] = static_cast<typename Output::Bits>(low);
+    undecided[c] = !(low_plain & high_plain & (low == high));
+  }
+}
+
+// One clone set per output type: target_clones applies to plain functions only.
+#define CLIPADAPT_DECIDE_ROW(Output)                                                                          \
+  CLIPADAPT_VECTOR_CLONES                                                                                     \
+  void decide_row(Output, const double* products, double row_error, const double* norms, int64_t columns,     \
+                  Output::Bits* out, uint8_t* undecided) {                                                    \
+    decide_row_body<Output>(products, row_error, norms, columns, out, undecided);                             \
+  }
+CLIPADAPT_DECIDE_ROW(Float32Output)
+CLIPADAPT_DECIDE_ROW(Float16Output)
+CLIPADAPT_DECIDE_ROW(BFloat16Output)
+#undef CLIPADAPT_DECIDE_ROW
+
 // Rounds the products of the tile's rows [first_row, + rows) with the block's columns
-// [first, + columns) into out, each from the canonical dot where the product could round
-// otherwise; returns how many were re-computed so.
+// [first, + columns) into out: decide_row for the row, then rounds_alike for the entries it
+// left undecided, and the canonical dot where the product could round otherwise; returns how
+// many were re-computed so.
 template <typename Output>
 int64_t round_tile(const Operands& o, int64_t first_row, int64_t rows, int64_t first, int64_t columns,
                    const Workspace& ws, const Matrix& out) {
   int64_t recomputed = 0;
+  uint8_t undecided[kColumnTile];
+  const double* norms = o.block_norms.data() + first;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = first_row + r;
     const double row_error = o.error_per_norms * ws.norms[r];
+    const double* products = ws.products + r * columns;
     auto* out_row = out.as<typename Output::Bits>() + i * out.cols + o.first_column + first;
+    decide_row(Output{}, products, row_error, norms, columns, out_row, undecided);
     for (int64_t c = 0; c < columns; ++c) {
-      if (!rounds_alike<Output>(ws.products[r * columns + c], row_error * o.block_norms[first + c], out_row[c])) {
+      if (undecided[c] && !rounds_alike<Output>(products[c], row_error * norms[c], out_row[c])) {
         out_row[c] = Output::round(knn::canonical_row_dot(o.a, i, o.b_rows, o.first_column + first + c));
         ++recomputed;
       }
