@@ -88,8 +88,7 @@ void widened_norms(const double* rows, int64_t count, int64_t d, double* norms) 
 // [first_column, first_column + columns) and their norms, the error bound per unit of norms. The
 // block holds the columns as rows for dgemm, or packed for the float64 tiles; either way column
 // c of the block (a multiple of 16) starts at block + c D. Buffers here and in Workspace are
-// on 2 MiB pages where the kernel grants them: in a VM, a first call's 4 KiB page faults took
-// longer than its products.
+// on 2 MiB pages where the kernel grants them (a few page faults per call, not thousands).
 struct Operands {
   const Matrix& a;
   const Matrix& b_rows;
@@ -176,8 +175,8 @@ CLIPADAPT_CLONE_INLINE uint32_t plain_round(BFloat16Output, double value, bool& 
 
 // One row of a tile's estimates: out[c] rounded from the estimate, and undecided[c] = 1 where
 // plain_round could not show that both ends of its interval round alike. Branch-free, so the
-// vector clones run it eight entries at a time (rounding both ends one entry at a time took a
-// fifth of the call).
+// vector clones run it a register of entries at a time (rounding both ends one entry at a time
+// took a fifth of the call).
 template <typename Output>
 CLIPADAPT_CLONE_INLINE void decide_row_body(const double* products, double row_error, const double* norms,
                                             int64_t columns, typename Output::Bits* out, uint8_t* undecided) {
