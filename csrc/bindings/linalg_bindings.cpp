@@ -2,12 +2,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <cmath>
 #include <vector>
 
 #include "bindings/dispatch.h"
 #include "bindings/dlpack_capsule.h"
 #include "core/errors.h"
+#include "core/finite.h"
 #include "linalg/exact_matmul.h"
 #include "linalg/top_eigenvector.h"
 
@@ -32,12 +32,15 @@ using Doubles = py::array_t<double, py::array::c_style | py::array::forcecast>;
 py::array_t<double> top_eigenvector_of(const Doubles& matrix) {
   require(matrix.ndim() == 2 && matrix.shape(0) == matrix.shape(1) && matrix.shape(0) >= 1,
           "matrix: must be a square [n, n] array with n >= 1");
-  const double* values = matrix.data();
-  for (py::ssize_t i = 0; i < matrix.size(); ++i) require(std::isfinite(values[i]), "matrix: contains NaN or Inf");
+  Matrix values;
+  values.data = const_cast<double*>(matrix.data());  // read only
+  values.dtype = DType::Float64;
+  values.rows = values.cols = matrix.shape(0);
+  require(!has_nonfinite_cpu(values), "matrix: contains NaN or Inf");
   std::vector<double> vector;
   {
     py::gil_scoped_release unlocked;
-    vector = linalg::top_eigenvector(values, matrix.shape(0));
+    vector = linalg::top_eigenvector(matrix.data(), matrix.shape(0));
   }
   return py::array_t<double>(static_cast<py::ssize_t>(vector.size()), vector.data());
 }

@@ -48,4 +48,11 @@ CLIPADAPT_CLONE_INLINE void store_lanes(T* to, const Lanes<T>& lanes) {
   std::memcpy(to, &lanes, sizeof(lanes));
 }
 
+// Asks for every cache line of [start, start + bytes): the software prefetch of rows a loop
+// will gather or stream soon.
+CLIPADAPT_CLONE_INLINE void prefetch_bytes(const void* start, int64_t bytes) {
+  const char* first = static_cast<const char*>(start);
+  for (int64_t byte = 0; byte < bytes; byte += 64) __builtin_prefetch(first + byte);
+}
+
 }  // namespace clipadapt

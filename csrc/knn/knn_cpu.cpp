@@ -96,10 +96,7 @@ CLIPADAPT_CLONE_INLINE void dot_block(const float* q, const float* x, int64_t d,
 constexpr int64_t kPrefetchBytes = 8 << 10;
 
 CLIPADAPT_CLONE_INLINE void prefetch_rows(const float* x, int64_t first, int64_t stop, int64_t d) {
-  const char* start = reinterpret_cast<const char*>(x + first * d);
-  for (int64_t byte = 0; byte < (stop - first) * d * int64_t(sizeof(float)); byte += 64) {
-    __builtin_prefetch(start + byte);
-  }
+  prefetch_bytes(x + first * d, (stop - first) * d * int64_t(sizeof(float)));
 }
 
 // Rows Queries at a time, then the remaining queries one at a time.

@@ -25,9 +25,7 @@ CLIPADAPT_CLONE_INLINE int64_t prefetch_distance(int64_t columns) {
 template <typename Index, typename T>
 CLIPADAPT_CLONE_INLINE void prefetch_row_of(const Index* indices, int64_t entry, int64_t nnz, const T* x,
                                             int64_t columns) {
-  if (entry >= nnz) return;
-  const char* ahead = reinterpret_cast<const char*>(x + indices[entry] * columns);
-  for (int64_t byte = 0; byte < columns * int64_t(sizeof(T)); byte += 64) __builtin_prefetch(ahead + byte);
+  if (entry < nnz) prefetch_bytes(x + indices[entry] * columns, columns * int64_t(sizeof(T)));
 }
 
 // Any number of columns: the sums live in memory.
